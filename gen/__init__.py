@@ -1,0 +1,1 @@
+"""Verilog generation and manifests."""

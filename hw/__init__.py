@@ -1,0 +1,1 @@
+"""Amaranth hardware blocks of rsaccel (components only: no numpy, no cocotb)."""

@@ -1,0 +1,445 @@
+"""One Eyeriss-style processing element: the row-stationary 1-D convolution primitive."""
+
+from amaranth import *
+from amaranth.lib import data, enum, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from ..config import AccelConfig
+
+__all__ = ["PEOp", "PEError", "PECommand", "PECounters", "ProcessingElement"]
+
+
+class PEOp(enum.Enum, shape=2):
+    """Operation carried by a :class:`PECommand`."""
+    #: Load ``p * q * S`` filter values from the ``filt`` stream into the filter spad.
+    LOAD_FILTERS = 0
+    #: Convolve ``rows`` ifmap rows with the loaded filters.
+    RUN = 1
+    #: Zero every performance counter and the error code.
+    CLEAR = 2
+
+
+class PEError(enum.Enum, shape=3):
+    """Sticky error code of a PE (cleared by :attr:`PEOp.CLEAR`)."""
+    NONE = 0
+    #: Unknown operation.
+    BAD_OP = 1
+    #: ``S``, ``p``, ``q`` or ``rows`` is zero.
+    ZERO_FIELD = 2
+    #: ``p*q*S``, ``q*S`` or ``p`` exceeds the filter, ifmap or psum spad.
+    SPAD_OVERFLOW = 3
+    #: Stride outside ``[1, max_stride]``.
+    BAD_STRIDE = 4
+    #: Output row width outside ``[1, max_ofmap_width]``.
+    BAD_WIDTH = 5
+
+
+def PECommand(config):
+    """Layout of a PE command for ``config``.
+
+    Fields: ``op`` (:class:`PEOp`), ``s`` (filter width S), ``p`` (filters interleaved),
+    ``q`` (channels interleaved), ``stride`` (U), ``width`` (outputs per row F), ``rows`` (rows to
+    convolve, RUN only), ``psum_in_en`` (add the ``psum_in`` stream; otherwise start from zero).
+    """
+    return data.StructLayout({
+        "op": PEOp,
+        "s": bits_for(config.ifmap_spad_depth),
+        "p": bits_for(config.psum_spad_depth),
+        "q": bits_for(config.ifmap_spad_depth),
+        "stride": bits_for(config.max_stride),
+        "width": bits_for(config.max_ofmap_width),
+        "rows": 16,
+        "psum_in_en": 1,
+    })
+
+
+#: Names of the PE performance counters, in order.
+PE_COUNTER_NAMES = ("macs", "gated_macs", "filter_spad_reads", "filter_spad_writes",
+                    "ifmap_spad_reads", "ifmap_spad_writes", "psum_spad_reads",
+                    "psum_spad_writes")
+
+
+def PECounters(config):
+    """Layout of the PE performance counters (each ``config.counter_width`` bits, wrapping)."""
+    return data.StructLayout({name: config.counter_width for name in PE_COUNTER_NAMES})
+
+
+class ProcessingElement(wiring.Component):
+    """Row-stationary processing element.
+
+    Convolves ``q`` ifmap rows (channels) with ``p`` x ``q`` filter rows of width ``S`` at stride
+    ``U``, producing ``p`` psum rows of ``F`` outputs each::
+
+        psum_out[f][k] = psum_in[f][k] + sum_{s<S} sum_{c<q} ifmap[c][f*U + s] * filt[k][c][s]
+
+    wrapped to ``acc_width`` bits. Filters stay in the filter spad across rows (row stationary);
+    the ifmap spad is a sliding window of ``S`` positions by ``q`` channels, refilled while the
+    MACs of the current window run; the psum spad holds ``p`` accumulators.
+
+    Stream orders
+    -------------
+    - ``filt``: ``p*q*S`` values, ``s`` outermost, then ``c``, then ``k`` (filter spad address
+      ``(s*q + c)*p + k``), accepted after a ``LOAD_FILTERS`` command.
+    - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
+      Positions no window uses (when ``U > S``) are accepted and dropped.
+    - ``psum_in`` (only when ``psum_in_en``) and ``psum_out``: per output ``f``, ``p`` values,
+      filter index innermost.
+
+    Latency and back-pressure
+    -------------------------
+    One MAC slot (``s, c, k``) issues per cycle when its ifmap position is present, its psum
+    input (first slot of an output) is valid and the pipeline is not stalled, so a window
+    costs ``p*q*S`` cycles and refilling the window overlaps with computation. The datapath has
+    three stages (spad read, multiply, accumulate): a ``psum_out`` value appears in the output
+    FIFO three cycles after its last slot issues. ``psum_out`` back-pressure stalls the
+    whole pipeline once the 2-entry output FIFO is full; nothing is lost on any stall. Every
+    input stream may stall at any time. Ready signals never depend combinationally on
+    ``psum_out.ready``.
+
+    Zero gating
+    -----------
+    Every ifmap spad entry has a zero flag. With ``config.zero_gating`` a slot whose ifmap value is
+    zero skips the filter read, the multiplication and the accumulate (it still costs its cycle)
+    and counts in ``counters.gated_macs`` instead of ``counters.macs``.
+
+    Access counting
+    ---------------
+    ``ifmap_spad_reads`` counts every slot; ``filter_spad_reads`` every non-gated slot. The psum
+    spad is not read by the first slot of an output (it starts from ``psum_in`` or zero) and not
+    written by the last (the sum leaves as ``psum_out``); a gated slot that is neither first nor
+    last does not touch it.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Widths and spad depths.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(PECommand(config)))
+        Commands; one is accepted when the previous one has finished issuing. An invalid command
+        is dropped and sets ``error``.
+    filt : In(stream.Signature(signed(data_width)))
+    ifmap : In(stream.Signature(signed(data_width)))
+    psum_in : In(stream.Signature(signed(acc_width)))
+    psum_out : Out(stream.Signature(signed(acc_width)))
+    busy : Out(1)
+        A command is executing or results are still in the pipeline or output FIFO.
+    error : Out(PEError)
+        Sticky error code.
+    counters : Out(PECounters(config))
+        Performance counters.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`AccelConfig`.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "cmd": In(stream.Signature(PECommand(config))),
+            "filt": In(stream.Signature(signed(config.data_width))),
+            "ifmap": In(stream.Signature(signed(config.data_width))),
+            "psum_in": In(stream.Signature(signed(config.acc_width))),
+            "psum_out": Out(stream.Signature(signed(config.acc_width))),
+            "busy": Out(1),
+            "error": Out(PEError),
+            "counters": Out(PECounters(config)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        dw, aw = cfg.data_width, cfg.acc_width
+        m = Module()
+
+        # --- storage ------------------------------------------------------------------------
+        m.submodules.filter_spad = filter_spad = memory.Memory(
+            shape=signed(dw), depth=cfg.filter_spad_depth, init=[])
+        filt_wr = filter_spad.write_port()
+        filt_rd = filter_spad.read_port()
+        ifmap_spad = Array(Signal(signed(dw), name=f"ifmap_spad{i}")
+                           for i in range(cfg.ifmap_spad_depth))
+        ifmap_zero = Array(Signal(name=f"ifmap_zero{i}") for i in range(cfg.ifmap_spad_depth))
+        psum_spad = Array(Signal(signed(aw), name=f"psum_spad{i}")
+                          for i in range(cfg.psum_spad_depth))
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw, depth=2)
+
+        # --- latched command ----------------------------------------------------------------
+        pos_w = bits_for(cfg.max_ifmap_row_width)
+        slot_w = bits_for(cfg.ifmap_spad_depth)
+        fad_w = bits_for(cfg.filter_spad_depth)
+        s_reg = Signal(slot_w)
+        p_reg = Signal(bits_for(cfg.psum_spad_depth))
+        q_reg = Signal(slot_w)
+        u_reg = Signal(bits_for(cfg.max_stride))
+        f_reg = Signal(bits_for(cfg.max_ofmap_width))
+        rows_left = Signal(16)
+        psum_in_en = Signal()
+
+        qs = Signal(slot_w)            # q*S: ifmap spad entries in use
+        pqs = Signal(fad_w)            # p*q*S: filter spad entries in use
+        row_len = Signal(pos_w)        # (F-1)*U + S ifmap positions per row
+        win_step = Signal(slot_w)      # ((U mod S) * q): slot advance from one window to the next
+        m.d.comb += [
+            qs.eq(q_reg * s_reg),
+            pqs.eq(p_reg * qs),
+            row_len.eq((f_reg - 1) * u_reg + s_reg),
+        ]
+        m.d.comb += win_step.eq((u_reg % Mux(s_reg == 0, 1, s_reg)) * q_reg)
+
+        # --- command decoding ---------------------------------------------------------------
+        cmd = self.cmd.payload
+        c_qs = cmd.q * cmd.s
+        c_pqs = cmd.p * c_qs
+        cmd_error = Signal(PEError)
+        with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
+                  & (cmd.op != PEOp.CLEAR)):
+            m.d.comb += cmd_error.eq(PEError.BAD_OP)
+        with m.Elif(cmd.op == PEOp.CLEAR):
+            m.d.comb += cmd_error.eq(PEError.NONE)
+        with m.Elif((cmd.s == 0) | (cmd.p == 0) | (cmd.q == 0)
+                    | ((cmd.op == PEOp.RUN) & (cmd.rows == 0))):
+            m.d.comb += cmd_error.eq(PEError.ZERO_FIELD)
+        with m.Elif((c_pqs > cfg.filter_spad_depth) | (c_qs > cfg.ifmap_spad_depth)
+                    | (cmd.p > cfg.psum_spad_depth)):
+            m.d.comb += cmd_error.eq(PEError.SPAD_OVERFLOW)
+        with m.Elif((cmd.stride == 0) | (cmd.stride > cfg.max_stride)):
+            m.d.comb += cmd_error.eq(PEError.BAD_STRIDE)
+        with m.Elif((cmd.width == 0) | (cmd.width > cfg.max_ofmap_width)):
+            m.d.comb += cmd_error.eq(PEError.BAD_WIDTH)
+
+        # --- counters -----------------------------------------------------------------------
+        cnt = self.counters
+        incr = {name: Signal(name=f"inc_{name}") for name in cnt.shape().members}
+        clear_counters = Signal()
+        for name, inc in incr.items():
+            with m.If(clear_counters):
+                m.d.sync += cnt[name].eq(0)
+            with m.Elif(inc):
+                m.d.sync += cnt[name].eq(cnt[name] + 1)
+
+        # --- filter loading -----------------------------------------------------------------
+        fload_addr = Signal(fad_w)
+
+        # --- ifmap window (write side) ------------------------------------------------------
+        wpos = Signal(pos_w)           # positions completely received in this row
+        wchan = Signal(slot_w)         # channel of the value expected next
+        wslot = Signal(slot_w)         # (wpos mod S) * q
+        wmod_u = Signal(bits_for(cfg.max_stride))  # wpos mod U
+
+        # --- issue side ---------------------------------------------------------------------
+        out_f = Signal(bits_for(cfg.max_ofmap_width))
+        win_base = Signal(pos_w)       # out_f * U: first position of the current window
+        win_slot = Signal(slot_w)      # (win_base mod S) * q
+        cur_s = Signal(slot_w)
+        cur_c = Signal(slot_w)
+        cur_k = Signal(bits_for(cfg.psum_spad_depth))
+        cur_slot = Signal(slot_w)      # ((win_base + cur_s) mod S) * q
+        faddr = Signal(fad_w)          # (cur_s*q + cur_c)*p + cur_k
+
+        running = Signal()
+        stall = Signal()
+        last_row_done = Signal()       # the final slot of the command's last row issues
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    with m.If(cmd_error != PEError.NONE):
+                        m.d.sync += self.error.eq(cmd_error)
+                    with m.Elif(cmd.op == PEOp.CLEAR):
+                        m.d.comb += clear_counters.eq(1)
+                        m.d.sync += self.error.eq(PEError.NONE)
+                    with m.Else():
+                        m.d.sync += [
+                            s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
+                            u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
+                            rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
+                            fload_addr.eq(0),
+                        ]
+                        with m.If(cmd.op == PEOp.LOAD_FILTERS):
+                            m.next = "LOAD"
+                        with m.Else():
+                            m.next = "RUN"
+            with m.State("LOAD"):
+                m.d.comb += [
+                    self.filt.ready.eq(1),
+                    filt_wr.addr.eq(fload_addr),
+                    filt_wr.data.eq(self.filt.payload),
+                    filt_wr.en.eq(self.filt.valid),
+                    incr["filter_spad_writes"].eq(self.filt.valid),
+                ]
+                with m.If(self.filt.valid):
+                    m.d.sync += fload_addr.eq(fload_addr + 1)
+                    with m.If(fload_addr == pqs - 1):
+                        m.next = "IDLE"
+            with m.State("RUN"):
+                m.d.comb += running.eq(1)
+                with m.If(last_row_done):
+                    m.next = "IDLE"
+
+        # ifmap acceptance: the slot of position wpos belongs to wpos - S, which must already be
+        # consumed: wpos < win_base + min(cur_s, U) + S (positions from win_base + U on are still
+        # needed by the next window).
+        keep_until = Signal(pos_w + 1)
+        m.d.comb += keep_until.eq(win_base + Mux(cur_s < u_reg, cur_s, u_reg) + s_reg)
+        needed = Signal()
+        m.d.comb += needed.eq(wmod_u < s_reg)
+        wr_index = Signal(slot_w)
+        m.d.comb += wr_index.eq(wslot + wchan)
+        m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len) & (wpos < keep_until))
+        with m.If(self.ifmap.valid & self.ifmap.ready):
+            with m.If(needed):
+                m.d.sync += [
+                    ifmap_spad[wr_index].eq(self.ifmap.payload),
+                    ifmap_zero[wr_index].eq(self.ifmap.payload == 0),
+                ]
+                m.d.comb += incr["ifmap_spad_writes"].eq(1)
+            with m.If(wchan == q_reg - 1):
+                m.d.sync += [
+                    wchan.eq(0),
+                    wpos.eq(wpos + 1),
+                    wslot.eq(Mux(wslot + q_reg >= qs, 0, wslot + q_reg)),
+                    wmod_u.eq(Mux(wmod_u == u_reg - 1, 0, wmod_u + 1)),
+                ]
+            with m.Else():
+                m.d.sync += wchan.eq(wchan + 1)
+
+        # issue stage
+        first = Signal()
+        last = Signal()
+        m.d.comb += [
+            first.eq((cur_s == 0) & (cur_c == 0)),
+            last.eq((cur_s == s_reg - 1) & (cur_c == q_reg - 1)),
+        ]
+        rd_index = Signal(slot_w)
+        m.d.comb += rd_index.eq(cur_slot + cur_c)
+        operand_ready = Signal()
+        m.d.comb += operand_ready.eq(running & (win_base + cur_s < wpos) & ~stall)
+        need_psum = Signal()
+        m.d.comb += need_psum.eq(first & psum_in_en)
+        issue = Signal()
+        m.d.comb += [
+            self.psum_in.ready.eq(operand_ready & need_psum),
+            issue.eq(operand_ready & (~need_psum | self.psum_in.valid)),
+        ]
+        zero = Signal()
+        m.d.comb += zero.eq(ifmap_zero[rd_index] if cfg.zero_gating else 0)
+        m.d.comb += [
+            filt_rd.addr.eq(faddr),
+            filt_rd.en.eq(issue & ~zero),
+            incr["ifmap_spad_reads"].eq(issue),
+            incr["filter_spad_reads"].eq(issue & ~zero),
+            incr["macs"].eq(issue & ~zero),
+            incr["gated_macs"].eq(issue & zero),
+        ]
+
+        end_of_window = Signal()
+        end_of_row = Signal()
+        m.d.comb += [
+            end_of_window.eq((cur_k == p_reg - 1) & last),
+            end_of_row.eq(end_of_window & (out_f == f_reg - 1)),
+        ]
+        m.d.comb += last_row_done.eq(issue & end_of_row & (rows_left == 1))
+        with m.If(issue):
+            m.d.sync += faddr.eq(faddr + 1)
+            with m.If(cur_k != p_reg - 1):
+                m.d.sync += cur_k.eq(cur_k + 1)
+            with m.Else():
+                m.d.sync += cur_k.eq(0)
+                with m.If(cur_c != q_reg - 1):
+                    m.d.sync += cur_c.eq(cur_c + 1)
+                with m.Else():
+                    m.d.sync += cur_c.eq(0)
+                    with m.If(cur_s != s_reg - 1):
+                        m.d.sync += [
+                            cur_s.eq(cur_s + 1),
+                            cur_slot.eq(Mux(cur_slot + q_reg >= qs, 0, cur_slot + q_reg)),
+                        ]
+                    with m.Else():
+                        # window finished
+                        next_slot = Signal(slot_w + 1)
+                        m.d.comb += next_slot.eq(win_slot + win_step)
+                        m.d.sync += [
+                            cur_s.eq(0),
+                            faddr.eq(0),
+                            out_f.eq(out_f + 1),
+                            win_base.eq(win_base + u_reg),
+                            win_slot.eq(Mux(next_slot >= qs, next_slot - qs, next_slot)),
+                            cur_slot.eq(Mux(next_slot >= qs, next_slot - qs, next_slot)),
+                        ]
+                        with m.If(out_f == f_reg - 1):
+                            # row finished: the whole row has been received by now
+                            m.d.sync += [
+                                out_f.eq(0), win_base.eq(0), win_slot.eq(0), cur_slot.eq(0),
+                                wpos.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
+                                rows_left.eq(rows_left - 1),
+                            ]
+
+        # pipeline stage A: filter spad read in flight
+        a_valid = Signal()
+        a_ifmap = Signal(signed(dw))
+        a_gated = Signal()
+        a_first = Signal()
+        a_last = Signal()
+        a_k = Signal.like(cur_k)
+        a_psum = Signal(signed(aw))
+        with m.If(~stall):
+            m.d.sync += [
+                a_valid.eq(issue),
+                a_ifmap.eq(ifmap_spad[rd_index]),
+                a_gated.eq(zero),
+                a_first.eq(first),
+                a_last.eq(last),
+                a_k.eq(cur_k),
+                a_psum.eq(Mux(psum_in_en, self.psum_in.payload, 0)),
+            ]
+        # stage B: multiply
+        b_valid = Signal()
+        b_prod = Signal(signed(2 * dw))
+        b_gated = Signal()
+        b_first = Signal()
+        b_last = Signal()
+        b_k = Signal.like(cur_k)
+        b_psum = Signal(signed(aw))
+        with m.If(~stall):
+            m.d.sync += [
+                b_valid.eq(a_valid), b_gated.eq(a_gated), b_first.eq(a_first),
+                b_last.eq(a_last), b_k.eq(a_k), b_psum.eq(a_psum),
+            ]
+            with m.If(a_valid & ~a_gated):
+                m.d.sync += b_prod.eq(a_ifmap * filt_rd.data)
+        # stage C: accumulate into the psum spad or emit
+        base = Signal(signed(aw))
+        total = Signal(signed(aw))
+        m.d.comb += [
+            base.eq(Mux(b_first, b_psum, psum_spad[b_k])),
+            total.eq(base + Mux(b_gated, 0, b_prod)),
+            stall.eq(b_valid & b_last & ~out_fifo.w_rdy),
+        ]
+        with m.If(b_valid & ~stall):
+            with m.If(b_last):
+                m.d.comb += [out_fifo.w_en.eq(1), out_fifo.w_data.eq(total)]
+            with m.Elif(~b_gated | b_first):
+                m.d.sync += psum_spad[b_k].eq(total)
+            m.d.comb += [
+                incr["psum_spad_reads"].eq(~b_first & (~b_gated | b_last)),
+                incr["psum_spad_writes"].eq(~b_last & (~b_gated | b_first)),
+            ]
+
+        m.d.comb += [
+            self.psum_out.valid.eq(out_fifo.r_rdy),
+            self.psum_out.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.psum_out.ready),
+            self.busy.eq(~self.cmd.ready | a_valid | b_valid | out_fifo.r_rdy),
+        ]
+        return m

@@ -1,0 +1,205 @@
+"""The one configuration object that describes an rsaccel accelerator.
+
+Hardware, golden models, runtime, generator and tests all take an :class:`AccelConfig`, so no
+parameter is written down twice. Presets are named instances; tests shrink them with
+:func:`dataclasses.replace` (or :meth:`AccelConfig.replace`), which re-runs every check.
+"""
+
+from dataclasses import dataclass, fields, replace as _dc_replace
+
+__all__ = ["AccelConfig", "PRESETS", "preset", "ConfigError", "parse_value"]
+
+
+class ConfigError(ValueError):
+    """Raised for an unknown preset or field name (wrong values raise ValueError/TypeError)."""
+
+
+#: field name -> (minimum, maximum) for the integer fields.
+_INT_RANGES = {
+    "rows": (1, 64),
+    "cols": (1, 64),
+    "data_width": (2, 32),
+    "acc_width": (4, 64),
+    "filter_spad_depth": (1, 4096),
+    "ifmap_spad_depth": (1, 256),
+    "psum_spad_depth": (1, 256),
+    "glb_banks": (1, 256),
+    "glb_bank_depth": (16, 65536),
+    "glb_filter_banks": (0, 64),
+    "stream_width": (8, 512),
+    "rlc_run_width": (1, 16),
+    "rlc_level_width": (2, 32),
+    "max_stride": (1, 15),
+    "max_ofmap_width": (1, 4096),
+    "counter_width": (16, 64),
+}
+
+_BOOL_FIELDS = ("zero_gating",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccelConfig:
+    """Parameters of one accelerator instance.
+
+    Parameters
+    ----------
+    rows, cols : int
+        PE array height and width (Eyeriss: 12 x 14).
+    data_width : int
+        Width of ifmap, filter and ofmap values (signed two's complement).
+    acc_width : int
+        Width of partial sums; arithmetic wraps modulo ``2**acc_width``. Must hold a full product
+        (``acc_width >= 2 * data_width``).
+    filter_spad_depth, ifmap_spad_depth, psum_spad_depth : int
+        Scratchpad entries per PE. They bound the per-PE interleaving: ``p*q*S <= filter``,
+        ``q*S <= ifmap``, ``p <= psum``.
+    glb_banks, glb_bank_depth, glb_filter_banks : int
+        Global buffer: ``glb_banks`` banks of ``glb_bank_depth`` words of ``stream_width`` bits shared
+        by ifmaps and psums, plus ``glb_filter_banks`` banks of the same shape for filters.
+    stream_width : int
+        Width of the external AXI4-Stream data and of a global-buffer word (multiple of 8).
+    rlc_run_width, rlc_level_width : int
+        Field widths of the run-length code; a stream word holds
+        ``(stream_width - 1) // (run + level)`` pairs plus the last-word flag.
+    zero_gating : bool
+        Skip the filter read and the MAC when the ifmap operand is zero (counted as gated).
+    max_stride : int
+        Largest convolution stride the PE sequencer supports.
+    max_ofmap_width : int
+        Largest number of outputs in one PE row (sizes the PE position counters).
+    counter_width : int
+        Width of every performance counter (they wrap).
+    """
+
+    rows: int = 12
+    cols: int = 14
+    data_width: int = 16
+    acc_width: int = 32
+    filter_spad_depth: int = 224
+    ifmap_spad_depth: int = 12
+    psum_spad_depth: int = 24
+    glb_banks: int = 25
+    glb_bank_depth: int = 512
+    glb_filter_banks: int = 2
+    stream_width: int = 64
+    rlc_run_width: int = 5
+    rlc_level_width: int = 16
+    zero_gating: bool = True
+    max_stride: int = 12
+    max_ofmap_width: int = 256
+    counter_width: int = 48
+
+    def __post_init__(self):
+        for name, (lo, hi) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"Config field '{name}' must be an integer in [{lo}, {hi}], "
+                                f"not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"Config field '{name}' must be an integer in [{lo}, {hi}], "
+                                 f"not {value}")
+        for name in _BOOL_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"Config field '{name}' must be a bool, not {value!r}")
+        self._check_cross_fields()
+
+    def _check_cross_fields(self):
+        if self.acc_width < 2 * self.data_width:
+            raise ValueError(
+                f"Config field 'acc_width' must be at least 2 * data_width = "
+                f"{2 * self.data_width} to hold a full product, not {self.acc_width}")
+        if self.stream_width % 8:
+            raise ValueError(f"Config field 'stream_width' must be a multiple of 8, "
+                             f"not {self.stream_width}")
+        if self.stream_width < self.data_width:
+            raise ValueError(f"Config field 'stream_width' must be at least data_width = "
+                             f"{self.data_width}, not {self.stream_width}")
+        if self.rlc_level_width < self.data_width:
+            raise ValueError(f"Config field 'rlc_level_width' must be at least data_width = "
+                             f"{self.data_width} so a level holds any value, "
+                             f"not {self.rlc_level_width}")
+        pair = self.rlc_run_width + self.rlc_level_width
+        if pair > self.stream_width - 1:
+            raise ValueError(
+                f"Config field 'rlc_level_width' + 'rlc_run_width' = {pair} must be at most "
+                f"stream_width - 1 = {self.stream_width - 1} (one pair plus the last flag)")
+        if self.psum_spad_depth > self.filter_spad_depth:
+            raise ValueError(
+                f"Config field 'psum_spad_depth' must be at most filter_spad_depth = "
+                f"{self.filter_spad_depth} (p filters need p*q*S filter entries), "
+                f"not {self.psum_spad_depth}")
+
+    # Derived sizes -------------------------------------------------------------------------
+
+    @property
+    def num_pes(self):
+        """Number of processing elements, ``rows * cols``."""
+        return self.rows * self.cols
+
+    @property
+    def glb_bytes(self):
+        """Total global buffer size in bytes (ifmap/psum banks plus filter banks)."""
+        return (self.glb_banks + self.glb_filter_banks) * self.glb_bank_depth * self.stream_width // 8
+
+    @property
+    def rlc_pairs_per_word(self):
+        """Number of (run, level) pairs in one stream word."""
+        return (self.stream_width - 1) // (self.rlc_run_width + self.rlc_level_width)
+
+    @property
+    def max_ifmap_row_width(self):
+        """Largest ifmap row a PE accepts: ``(max_ofmap_width - 1) * max_stride + ifmap_spad_depth``."""
+        return (self.max_ofmap_width - 1) * self.max_stride + self.ifmap_spad_depth
+
+    def replace(self, **changes):
+        """Return a copy with ``changes`` applied (validated like the constructor)."""
+        return _dc_replace(self, **changes)
+
+    def as_dict(self):
+        """Plain ``{field: value}`` dictionary of every field, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in fields(cls)]
+
+
+PRESETS = {
+    # Eyeriss v1: 12 x 14 PEs, 16-bit data, 224/12/24-entry spads,
+    # 25 x 4 KiB ifmap/psum banks + 2 x 4 KiB filter banks = 108 KiB, 64-bit stream, RLC 5/16.
+    "eyeriss": AccelConfig(),
+    # Small array for fast tests.
+    "tiny": AccelConfig(rows=3, cols=4, filter_spad_depth=64, ifmap_spad_depth=12,
+                        psum_spad_depth=8, glb_banks=4, glb_bank_depth=256, glb_filter_banks=1,
+                        max_stride=4, max_ofmap_width=64, counter_width=32),
+}
+
+
+def preset(name):
+    """Return the named preset, or raise :class:`ConfigError` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown preset {name!r}; known presets: "
+                          f"{', '.join(sorted(PRESETS))}") from None
+
+
+def parse_value(name, text):
+    """Convert ``text`` from ``--set name=text`` to the type of field ``name``."""
+    if name not in AccelConfig.field_names():
+        raise ConfigError(f"Unknown config field {name!r}; known fields: "
+                          f"{', '.join(AccelConfig.field_names())}")
+    if name in _BOOL_FIELDS:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"Config field '{name}' must be a bool (true/false), not {text!r}")
+    try:
+        return int(text, 0)
+    except ValueError:
+        lo, hi = _INT_RANGES[name]
+        raise ValueError(f"Config field '{name}' must be an integer in [{lo}, {hi}], "
+                         f"not {text!r}") from None

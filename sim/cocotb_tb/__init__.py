@@ -1,0 +1,1 @@
+"""cocotb testbench modules driving generated Verilog (not collected by pytest)."""

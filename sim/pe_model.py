@@ -1,0 +1,179 @@
+"""Golden model of one processing element: stream orders, results, counters and random cases.
+
+Shared by the Amaranth-simulator tests and the cocotb testbench so both simulators run the same
+cases against the same expectations. numpy only.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .golden import conv1d_row
+
+__all__ = ["PECase", "make_pe_case", "filter_stream", "ifmap_stream", "psum_stream",
+           "expected_psum_out", "expected_counters", "pe_limits_ok"]
+
+
+@dataclass(frozen=True)
+class PECase:
+    """One PE job: load ``filters`` then convolve ``ifmap`` row by row.
+
+    Attributes
+    ----------
+    filters : ndarray (p, q, S)
+    ifmap : ndarray (rows, q, row_len) with ``row_len = (F - 1) * stride + S``
+    psum_in : ndarray (rows, F, p) or None when the PE starts from zero
+    stride : int
+    seed : int
+        Seed the case was drawn from (printed on failure).
+    """
+    filters: np.ndarray
+    ifmap: np.ndarray
+    psum_in: np.ndarray | None
+    stride: int
+    seed: int
+
+    @property
+    def p(self):
+        return self.filters.shape[0]
+
+    @property
+    def q(self):
+        return self.filters.shape[1]
+
+    @property
+    def s(self):
+        return self.filters.shape[2]
+
+    @property
+    def rows(self):
+        return self.ifmap.shape[0]
+
+    @property
+    def width(self):
+        """Outputs per row, F."""
+        return (self.ifmap.shape[2] - self.s) // self.stride + 1
+
+    def describe(self):
+        return (f"seed={self.seed} p={self.p} q={self.q} S={self.s} U={self.stride} "
+                f"F={self.width} rows={self.rows} psum_in={self.psum_in is not None} "
+                f"zeros={float(np.mean(self.ifmap == 0)):.2f}")
+
+
+def pe_limits_ok(config, p, q, s, stride, width):
+    """True when the PE of ``config`` can run this job (the spad and counter limits)."""
+    return (p * q * s <= config.filter_spad_depth and q * s <= config.ifmap_spad_depth
+            and p <= config.psum_spad_depth and 1 <= stride <= config.max_stride
+            and 1 <= width <= config.max_ofmap_width)
+
+
+def make_pe_case(config, seed, *, max_width=10, max_rows=3, sparsity=None):
+    """Draw a random legal PE job for ``config`` from ``seed``.
+
+    ``sparsity`` (fraction of zero ifmap values) is drawn from 0-0.9 when not given. Values span
+    the full signed ``data_width`` range so products and sums exercise wrap-around.
+    """
+    rng = np.random.default_rng(seed)
+    while True:
+        # mostly small filters (several windows per row), sometimes the whole ifmap spad
+        s = int(rng.integers(1, min(5, config.ifmap_spad_depth) + 1) if rng.random() < 0.8
+                else rng.integers(1, config.ifmap_spad_depth + 1))
+        q = int(rng.integers(1, config.ifmap_spad_depth // s + 1))
+        p = int(rng.integers(1, min(config.psum_spad_depth,
+                                    config.filter_spad_depth // (q * s)) + 1))
+        stride = int(rng.integers(1, min(config.max_stride, 4) + 1))
+        width = int(rng.integers(1, min(max_width, config.max_ofmap_width) + 1))
+        if pe_limits_ok(config, p, q, s, stride, width):
+            break
+    rows = int(rng.integers(1, max_rows + 1))
+    if sparsity is None:
+        sparsity = float(rng.choice([0.0, 0.3, 0.6, 0.9]))
+    lo, hi = -(1 << (config.data_width - 1)), (1 << (config.data_width - 1))
+    row_len = (width - 1) * stride + s
+    filters = rng.integers(lo, hi, size=(p, q, s))
+    ifmap = rng.integers(lo, hi, size=(rows, q, row_len))
+    ifmap[rng.random(ifmap.shape) < sparsity] = 0
+    psum_in = None
+    if rng.random() < 0.7:
+        alo, ahi = -(1 << (config.acc_width - 1)), (1 << (config.acc_width - 1))
+        psum_in = rng.integers(alo, ahi, size=(rows, width, p), dtype=np.int64)
+    return PECase(filters=filters.astype(np.int64), ifmap=ifmap.astype(np.int64),
+                  psum_in=psum_in, stride=stride, seed=seed)
+
+
+def filter_stream(filters):
+    """Filter values in the PE's load order: ``s`` outermost, then channel, then filter."""
+    return [int(v) for v in np.transpose(filters, (2, 1, 0)).reshape(-1)]
+
+
+def ifmap_stream(ifmap):
+    """Ifmap values of ``(rows, q, row_len)``: per row, per position, the ``q`` channels."""
+    return [int(v) for v in np.transpose(ifmap, (0, 2, 1)).reshape(-1)]
+
+
+def psum_stream(psum):
+    """Psums of ``(rows, F, p)`` in stream order (filter index innermost)."""
+    return [int(v) for v in np.asarray(psum).reshape(-1)]
+
+
+def expected_psum_out(case, acc_width):
+    """``(rows, F, p)`` psum outputs of ``case`` from the golden row convolution."""
+    out = []
+    for r in range(case.rows):
+        psum = (case.psum_in[r] if case.psum_in is not None
+                else np.zeros((case.width, case.p), dtype=np.int64))
+        out.append(conv1d_row(case.ifmap[r], case.filters, psum, stride=case.stride,
+                              acc_width=acc_width))
+    return np.stack(out)
+
+
+def expected_counters(case, *, zero_gating):
+    """Exact PE counter values after loading the filters once and running ``case``.
+
+    Follows the access rules of :class:`rsaccel.hw.pe.ProcessingElement`: per output and filter
+    the ``q*S`` slots run ``s``-major, ``c``-minor; the first slot does not read the psum spad,
+    the last does not write it, and a gated slot in between touches neither.
+    """
+    p, q, s, u, f = case.p, case.q, case.s, case.stride, case.width
+    # zero[r, f, s, c]: ifmap operand of slot (s, c) of output f in row r is zero
+    idx = np.arange(f)[:, None] * u + np.arange(s)[None, :]          # (F, S)
+    operands = case.ifmap[:, :, idx]                                 # (rows, q, F, S)
+    zero = np.transpose(operands == 0, (0, 2, 3, 1)).reshape(case.rows, f, s * q)
+    if not zero_gating:
+        zero = np.zeros_like(zero)
+    slots = case.rows * f * s * q * p
+    gated = int(zero.sum()) * p
+    n = s * q
+    is_first = np.zeros(n, bool)
+    is_first[0] = True
+    is_last = np.zeros(n, bool)
+    is_last[-1] = True
+    reads = (~is_first) & (~zero | is_last)
+    writes = (~is_last) & (~zero | is_first)
+    row_len = case.ifmap.shape[2]
+    needed_positions = int(np.sum(np.arange(row_len) % u < s))
+    return {
+        "macs": slots - gated,
+        "gated_macs": gated,
+        "filter_spad_reads": slots - gated,
+        "filter_spad_writes": p * q * s,
+        "ifmap_spad_reads": slots,
+        "ifmap_spad_writes": case.rows * q * needed_positions,
+        "psum_spad_reads": int(reads.sum()) * p,
+        "psum_spad_writes": int(writes.sum()) * p,
+    }
+
+
+def pe_commands(config, case):
+    """Command dictionaries that load ``case``'s filters and run its rows."""
+    common = dict(s=case.s, p=case.p, q=case.q, stride=case.stride, width=case.width,
+                  psum_in_en=int(case.psum_in is not None))
+    return [dict(op="LOAD_FILTERS", rows=0, **common), dict(op="RUN", rows=case.rows, **common)]
+
+
+def pack_command(layout, command):
+    """Bits of ``command`` (a dict; ``op`` by name) in the PE command ``layout`` as an int."""
+    from ..hw.pe import PEOp
+    fields = dict(command)
+    fields["op"] = PEOp[fields["op"]]
+    return layout.const(fields).as_bits()
