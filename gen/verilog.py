@@ -1,0 +1,99 @@
+"""Elaborate a configuration to Verilog plus a JSON manifest.
+
+The output is deterministic: the same configuration gives byte-identical files on any machine and
+path (no source locations, absolute paths or timestamps are emitted).
+"""
+
+import json
+from pathlib import Path
+
+from amaranth import __version__ as amaranth_version
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import data, wiring
+
+from ..config import AccelConfig
+from ..hw.pe import PE_COUNTER_NAMES, PECommand, PEError, PEOp, ProcessingElement
+
+__all__ = ["build_top", "convert", "manifest", "generate", "DEFAULT_TOP_NAME"]
+
+#: Name of the top-level Verilog module unless ``name`` is given.
+DEFAULT_TOP_NAME = "rsaccel_pe"
+#: Version of the manifest format (bumped on incompatible changes).
+MANIFEST_VERSION = 1
+
+
+def build_top(config):
+    """The current top-level block for ``config`` (the processing element)."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+    return ProcessingElement(config)
+
+
+def convert(config, *, name=DEFAULT_TOP_NAME):
+    """Verilog text of the top-level block of ``config`` with module name ``name``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"Top module name must be a Verilog identifier, not {name!r}")
+    return verilog.convert(build_top(config), name=name, emit_src=False)
+
+
+def _layout_fields(layout):
+    return {fname: {"offset": field.offset, "width": field.width}
+            for fname, field in data.Layout.cast(layout)}
+
+
+def ports(component):
+    """``[{name, direction, width}]`` of the Verilog ports of ``component`` (plus clk and rst)."""
+    result = [{"name": "clk", "direction": "input", "width": 1},
+              {"name": "rst", "direction": "input", "width": 1}]
+    for path, member, value in component.signature.flatten(component):
+        width = len(Value.cast(value))
+        result.append({
+            "name": "__".join(str(part) for part in path),
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": width,
+        })
+    return result
+
+
+def manifest(config, *, name=DEFAULT_TOP_NAME):
+    """Manifest dictionary: resolved configuration, derived sizes, ports and layouts."""
+    from .. import __version__
+    top = build_top(config)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "generator": {"rsaccel": __version__, "amaranth": amaranth_version},
+        "top": name,
+        "block": "processing_element",
+        "config": config.as_dict(),
+        "derived": {
+            "num_pes": config.num_pes,
+            "glb_bytes": config.glb_bytes,
+            "rlc_pairs_per_word": config.rlc_pairs_per_word,
+            "max_ifmap_row_width": config.max_ifmap_row_width,
+        },
+        "ports": ports(top),
+        "layouts": {
+            "cmd": _layout_fields(PECommand(config)),
+            "counters": _layout_fields(data.StructLayout(
+                {n: config.counter_width for n in PE_COUNTER_NAMES})),
+        },
+        "enums": {
+            "op": {member.name: member.value for member in PEOp},
+            "error": {member.name: member.value for member in PEError},
+        },
+    }
+
+
+def generate(config, out_dir, *, name=DEFAULT_TOP_NAME):
+    """Write ``<name>.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
+
+    Returns the list of written paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    verilog_path = out_dir / f"{name}.v"
+    manifest_path = out_dir / "manifest.json"
+    verilog_path.write_text(convert(config, name=name))
+    manifest_path.write_text(json.dumps(manifest(config, name=name), indent=2) + "\n")
+    return [verilog_path, manifest_path]
