@@ -177,3 +177,7 @@ def pack_command(layout, command):
     fields = dict(command)
     fields["op"] = PEOp[fields["op"]]
     return layout.const(fields).as_bits()
+
+
+#: Seeds of the random PE cases every simulator runs (Amaranth, Icarus, Verilator).
+PE_TEST_SEEDS = range(40)
