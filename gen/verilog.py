@@ -9,7 +9,7 @@ from pathlib import Path
 
 from amaranth import __version__ as amaranth_version
 from amaranth.back import verilog
-from amaranth.hdl import Value
+from amaranth.hdl import Fragment, Value
 from amaranth.lib import data, wiring
 
 from ..config import AccelConfig
@@ -30,11 +30,16 @@ def build_top(config):
     return ProcessingElement(config)
 
 
-def convert(config, *, name=DEFAULT_TOP_NAME):
-    """Verilog text of the top-level block of ``config`` with module name ``name``."""
+def _check_name(name):
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"Top module name must be a Verilog identifier, not {name!r}")
-    return verilog.convert(build_top(config), name=name, emit_src=False)
+
+
+def convert(config, *, name=DEFAULT_TOP_NAME, top=None):
+    """Verilog text of the top-level block of ``config`` (or of ``top``) named ``name``."""
+    _check_name(name)
+    top = build_top(config) if top is None else top
+    return verilog.convert(top, name=name, emit_src=False)
 
 
 def _layout_fields(layout):
@@ -56,10 +61,16 @@ def ports(component):
     return result
 
 
-def manifest(config, *, name=DEFAULT_TOP_NAME):
-    """Manifest dictionary: resolved configuration, derived sizes, ports and layouts."""
+def manifest(config, *, name=DEFAULT_TOP_NAME, top=None):
+    """Manifest dictionary: resolved configuration, derived sizes, ports and layouts.
+
+    ``top`` is the component the Verilog was generated from (one is built when omitted; its
+    signature is all that is read).
+    """
     from .. import __version__
-    top = build_top(config)
+    if top is None:
+        top = build_top(config)
+        Fragment.get(top, None)  # elaborate it so Amaranth does not warn it went unused
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator": {"rsaccel": __version__, "amaranth": amaranth_version},
@@ -90,10 +101,12 @@ def generate(config, out_dir, *, name=DEFAULT_TOP_NAME):
 
     Returns the list of written paths.
     """
+    _check_name(name)
+    top = build_top(config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = out_dir / f"{name}.v"
     manifest_path = out_dir / "manifest.json"
-    verilog_path.write_text(convert(config, name=name))
-    manifest_path.write_text(json.dumps(manifest(config, name=name), indent=2) + "\n")
+    verilog_path.write_text(convert(config, name=name, top=top))
+    manifest_path.write_text(json.dumps(manifest(config, name=name, top=top), indent=2) + "\n")
     return [verilog_path, manifest_path]

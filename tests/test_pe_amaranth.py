@@ -141,6 +141,7 @@ def test_invalid_command_sets_error():
     assert result == {"error": PEError.SPAD_OVERFLOW, "busy": 0, "cleared": PEError.NONE}
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_init_wrong_config():
     with pytest.raises(TypeError, match="AccelConfig"):
         ProcessingElement({"rows": 3})

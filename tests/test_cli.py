@@ -1,0 +1,66 @@
+"""The `rsaccel` command line: generate, errors, version."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rsaccel import __version__
+from rsaccel.cli import main
+
+
+def test_generate_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "nested" / "b"
+    assert main(["generate", "--preset", "tiny", "--set", "rows=2", "-o", str(a)]) == 0
+    assert main(["generate", "--preset", "tiny", "--set", "rows=2", "-o", str(b)]) == 0
+    for name in ("rsaccel_pe.v", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    text = (a / "rsaccel_pe.v").read_text()
+    assert "module rsaccel_pe(" in text
+    assert str(tmp_path) not in text and "/work" not in text
+
+
+def test_manifest_contents(tmp_path):
+    assert main(["generate", "--preset", "tiny", "--set", "zero_gating=false",
+                 "--name", "my_pe", "-o", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["top"] == "my_pe"
+    assert manifest["config"]["zero_gating"] is False
+    assert manifest["config"]["rows"] == 3
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["ifmap__payload"] == {"name": "ifmap__payload", "direction": "input",
+                                       "width": 16}
+    assert ports["psum_out__payload"]["direction"] == "output"
+    assert ports["psum_out__ready"]["direction"] == "input"
+    assert ports["counters"]["width"] == 8 * 32
+    assert (tmp_path / "my_pe.v").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "huge"], "Unknown preset 'huge'"),
+    (["--set", "rows=0"], "'rows' must be an integer in [1, 64], not 0"),
+    (["--set", "rows=abc"], "'rows' must be an integer in [1, 64], not 'abc'"),
+    (["--set", "colz=3"], "Unknown config field 'colz'"),
+    (["--set", "acc_width=20"], "'acc_width' must be at least 2 * data_width = 32"),
+    (["--name", "1bad"], "Top module name must be a Verilog identifier"),
+])
+def test_generate_errors(tmp_path, capsys, argv, message):
+    assert main(["generate", "-o", str(tmp_path)] + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rsaccel", "generate", "--preset", "nope",
+                           "-o", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rsaccel: error: Unknown preset 'nope'")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rsaccel {__version__}"

@@ -1,0 +1,76 @@
+"""AccelConfig validation, presets and --set parsing."""
+
+import dataclasses
+
+import pytest
+
+from rsaccel.config import AccelConfig, ConfigError, PRESETS, parse_value, preset
+
+
+def test_eyeriss_preset_matches_the_chip():
+    c = preset("eyeriss")
+    assert (c.rows, c.cols, c.num_pes) == (12, 14, 168)
+    assert (c.data_width, c.filter_spad_depth, c.ifmap_spad_depth, c.psum_spad_depth) == \
+        (16, 224, 12, 24)
+    assert c.glb_bytes == 108 * 1024
+    assert (c.stream_width, c.rlc_run_width, c.rlc_level_width) == (64, 5, 16)
+    assert c.rlc_pairs_per_word == 3
+
+
+def test_tiny_preset_is_small():
+    c = preset("tiny")
+    assert (c.rows, c.cols) == (3, 4)
+
+
+def test_frozen_and_keyword_only():
+    c = preset("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.rows = 5
+    with pytest.raises(TypeError):
+        AccelConfig(3, 4)
+
+
+def test_replace_revalidates():
+    assert preset("tiny").replace(rows=5).rows == 5
+    with pytest.raises(ValueError, match=r"'rows' must be an integer in \[1, 64\], not 0"):
+        preset("tiny").replace(rows=0)
+
+
+@pytest.mark.parametrize("field, value, exc, message", [
+    ("cols", 65, ValueError, r"'cols' must be an integer in \[1, 64\], not 65"),
+    ("cols", 2.0, TypeError, r"'cols' must be an integer in \[1, 64\], not 2.0"),
+    ("rows", True, TypeError, r"'rows' must be an integer"),
+    ("zero_gating", 1, TypeError, r"'zero_gating' must be a bool, not 1"),
+    ("acc_width", 31, ValueError, r"'acc_width' must be at least 2 \* data_width = 32"),
+    ("stream_width", 60, ValueError, r"'stream_width' must be a multiple of 8, not 60"),
+    ("rlc_level_width", 8, ValueError, r"'rlc_level_width' must be at least data_width = 16"),
+    ("psum_spad_depth", 250, ValueError, r"'psum_spad_depth' must be at most filter_spad_depth"),
+])
+def test_wrong_values(field, value, exc, message):
+    with pytest.raises(exc, match=message):
+        preset("eyeriss").replace(**{field: value})
+
+
+def test_rlc_pair_must_fit_the_stream_word():
+    with pytest.raises(ValueError, match=r"= 48 must be at most stream_width - 1 = 47"):
+        preset("eyeriss").replace(stream_width=48, rlc_run_width=16, rlc_level_width=32,
+                                  data_width=16)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'; known presets: eyeriss, tiny"):
+        preset("nope")
+
+
+def test_parse_value():
+    assert parse_value("rows", "0x10") == 16
+    assert parse_value("zero_gating", "off") is False
+    with pytest.raises(ConfigError, match="Unknown config field 'row'"):
+        parse_value("row", "3")
+    with pytest.raises(ValueError, match=r"'rows' must be an integer in \[1, 64\], not 'x'"):
+        parse_value("rows", "x")
+
+
+def test_every_preset_valid():
+    for name, config in PRESETS.items():
+        assert AccelConfig(**config.as_dict()) == config, name
