@@ -32,6 +32,7 @@ _INT_RANGES = {
     "max_stride": (1, 15),
     "max_ofmap_width": (1, 4096),
     "counter_width": (16, 64),
+    "noc_id_width": (1, 16),
 }
 
 _BOOL_FIELDS = ("zero_gating",)
@@ -69,6 +70,8 @@ class AccelConfig:
         Largest number of outputs in one PE row (sizes the PE position counters).
     counter_width : int
         Width of every performance counter (they wrap).
+    noc_id_width : int
+        Width of the per-layer row and column IDs of the multicast networks (and of their tags).
     """
 
     rows: int = 12
@@ -88,6 +91,7 @@ class AccelConfig:
     max_stride: int = 12
     max_ofmap_width: int = 256
     counter_width: int = 48
+    noc_id_width: int = 6
 
     def __post_init__(self):
         for name, (lo, hi) in _INT_RANGES.items():
@@ -124,6 +128,10 @@ class AccelConfig:
             raise ValueError(
                 f"Config field 'rlc_level_width' + 'rlc_run_width' = {pair} must be at most "
                 f"stream_width - 1 = {self.stream_width - 1} (one pair plus the last flag)")
+        if (1 << self.noc_id_width) < max(self.rows, self.cols):
+            raise ValueError(
+                f"Config field 'noc_id_width' must give at least max(rows, cols) = "
+                f"{max(self.rows, self.cols)} distinct IDs, not {self.noc_id_width} bits")
         if self.psum_spad_depth > self.filter_spad_depth:
             raise ValueError(
                 f"Config field 'psum_spad_depth' must be at most filter_spad_depth = "

@@ -1,0 +1,138 @@
+"""Programs for the PE array and their expected results (numpy only).
+
+:func:`single_pass_program` maps a convolution that fits one processing pass onto the array as
+one row-stationary PE set (filter rows down the array rows, output rows across the columns,
+psums accumulated up each column) and lists everything the array's streams must carry. Both the
+Amaranth-simulator tests and the cocotb testbench drive the array from such a program.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .golden import conv2d_acc
+from .pe_model import filter_stream
+
+__all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits"]
+
+# PsumSource / ArrayTarget values (kept in step with rsaccel.hw.pe_array by a test)
+PSUM_GIN, PSUM_BELOW, PSUM_ZERO = 0, 1, 2
+
+
+@dataclass
+class ArrayProgram:
+    """Stream contents for one array pass.
+
+    Attributes
+    ----------
+    cfg : list of dict
+        Configuration writes (``target`` by name, ``row``, ``col``, ``value``).
+    cmds : list of dict
+        PE commands broadcast to the enabled PEs.
+    filt, ifmap, psum : list of (row_tag, col_tag, value)
+        Values for the three input networks, in sending order.
+    expected : dict[(row, col)] -> list of int
+        Values each output PE must send on the output network, in order.
+    """
+    cfg: list = field(default_factory=list)
+    cmds: list = field(default_factory=list)
+    filt: list = field(default_factory=list)
+    ifmap: list = field(default_factory=list)
+    psum: list = field(default_factory=list)
+    expected: dict = field(default_factory=dict)
+
+    @property
+    def output_count(self):
+        return sum(len(v) for v in self.expected.values())
+
+
+def array_pass_fits(config, *, C, M, H, W, R, S, stride):
+    """``None`` if the layer fits one pass of one PE set, else the name of the limit it breaks."""
+    E = (H - R) // stride + 1
+    F = (W - S) // stride + 1
+    if R > config.rows:
+        return f"R={R} exceeds rows={config.rows}"
+    if E > config.cols:
+        return f"E={E} exceeds cols={config.cols}"
+    if C * S > config.ifmap_spad_depth:
+        return f"q*S={C * S} exceeds ifmap_spad_depth={config.ifmap_spad_depth}"
+    if M > config.psum_spad_depth:
+        return f"p={M} exceeds psum_spad_depth={config.psum_spad_depth}"
+    if M * C * S > config.filter_spad_depth:
+        return f"p*q*S={M * C * S} exceeds filter_spad_depth={config.filter_spad_depth}"
+    if stride > config.max_stride:
+        return f"stride={stride} exceeds max_stride={config.max_stride}"
+    if F > config.max_ofmap_width:
+        return f"F={F} exceeds max_ofmap_width={config.max_ofmap_width}"
+    if (R - 1) + (E - 1) * stride >= (1 << config.noc_id_width):
+        return f"ifmap row IDs up to {(R - 1) + (E - 1) * stride} need more than " \
+               f"noc_id_width={config.noc_id_width} bits"
+    if E < 1 or F < 1:
+        return "the filter is larger than the input"
+    return None
+
+
+def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
+    """Program computing ``conv2d_acc`` of ``ifmap`` (N, C, H, W) in one array pass.
+
+    PE ``(i, j)`` holds filter row ``i`` of all ``M`` filters and ``C`` channels (p = M,
+    q = C) and convolves ifmap row ``i + j*stride`` into a psum row of output row ``j``; the
+    bottom PE of each column starts from the bias (psum network) or zero, the top one sends
+    output row ``j`` to the output network. Ifmap values are multicast along the diagonals,
+    position by position across all rows, which keeps every PE supplied (no deadlock with the
+    PEs' small windows).
+    """
+    ifmap = np.asarray(ifmap, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.int64)
+    N, C, H, W = ifmap.shape
+    M, _, R, S = weights.shape
+    problem = array_pass_fits(config, C=C, M=M, H=H, W=W, R=R, S=S, stride=stride)
+    if problem:
+        raise ValueError(f"Layer does not fit one array pass: {problem}")
+    E = (H - R) // stride + 1
+    F = (W - S) // stride + 1
+    prog = ArrayProgram()
+    psum_src_bottom = PSUM_ZERO if bias is None else PSUM_GIN
+    for i in range(config.rows):
+        prog.cfg.append(dict(target="FILT_ROW_ID", row=i, col=0, value=i if i < R else 0))
+        prog.cfg.append(dict(target="IFMAP_ROW_ID", row=i, col=0, value=0))
+        prog.cfg.append(dict(target="PSUM_ROW_ID", row=i, col=0, value=i if i < R else 0))
+        for j in range(config.cols):
+            used = i < R and j < E
+            src = psum_src_bottom if i == R - 1 else PSUM_BELOW
+            prog.cfg.append(dict(target="PE_MODE", row=i, col=j,
+                                 value=int(used) | ((src if used else PSUM_ZERO) << 1)))
+            prog.cfg.append(dict(target="FILT_COL_ID", row=i, col=j, value=0))
+            prog.cfg.append(dict(target="IFMAP_COL_ID", row=i, col=j,
+                                 value=(i + j * stride) if used else 0))
+            prog.cfg.append(dict(target="PSUM_COL_ID", row=i, col=j, value=j))
+    common = dict(s=S, p=M, q=C, stride=stride, width=F, psum_in_en=1)
+    prog.cmds = [dict(op="CLEAR", rows=0, **common), dict(op="LOAD_FILTERS", rows=0, **common),
+                 dict(op="RUN", rows=N, **common)]
+    for i in range(R):
+        prog.filt += [(i, 0, v) for v in filter_stream(weights[:, :, i, :])]
+    used_rows = sorted({i + j * stride for i in range(R) for j in range(E)})
+    for n in range(N):
+        for x in range(W):
+            for h in used_rows:
+                prog.ifmap += [(0, h, int(ifmap[n, c, h, x])) for c in range(C)]
+    if bias is not None:
+        bias = np.asarray(bias, dtype=np.int64)
+        # output-major across the columns, like the ifmap sweep: a column-major order would
+        # leave the other columns without psums while the shared ifmap rows wait for them
+        for n in range(N):
+            for f in range(F):
+                for j in range(E):
+                    prog.psum += [(R - 1, j, int(b)) for b in bias]
+    acc = conv2d_acc(ifmap, weights, bias if bias is not None else np.zeros(M, np.int64),
+                     stride=stride, data_width=config.data_width, acc_width=config.acc_width)
+    for j in range(E):
+        # output row j of every image: f-major, filter-minor
+        prog.expected[(0, j)] = [int(v) for n in range(N)
+                                 for v in np.transpose(acc[n, :, j, :]).reshape(-1)]
+    return prog
+
+
+def pack_fields(layout, fields):
+    """Bits of a struct ``layout`` holding ``fields`` (a dict; enum members by name)."""
+    return layout.const(fields).as_bits()
