@@ -23,11 +23,23 @@ DEFAULT_TOP_NAME = "rsaccel_pe"
 MANIFEST_VERSION = 1
 
 
-def build_top(config):
-    """The current top-level block for ``config`` (the processing element)."""
+def _blocks():
+    from ..hw.pe_array import PEArray
+    return {"pe": ProcessingElement, "array": PEArray}
+
+
+#: Blocks that can be generated as a top level (the default is the largest finished one).
+BLOCKS = ("pe", "array")
+DEFAULT_BLOCK = "pe"
+
+
+def build_top(config, block=DEFAULT_BLOCK):
+    """The component ``block`` (one of :data:`BLOCKS`) for ``config``."""
     if not isinstance(config, AccelConfig):
         raise TypeError(f"Config must be an AccelConfig, not {config!r}")
-    return ProcessingElement(config)
+    if block not in BLOCKS:
+        raise ValueError(f"Block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    return _blocks()[block](config)
 
 
 def _check_name(name):
@@ -61,7 +73,7 @@ def ports(component):
     return result
 
 
-def manifest(config, *, name=DEFAULT_TOP_NAME, top=None):
+def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
     """Manifest dictionary: resolved configuration, derived sizes, ports and layouts.
 
     ``top`` is the component the Verilog was generated from (one is built when omitted; its
@@ -69,13 +81,13 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None):
     """
     from .. import __version__
     if top is None:
-        top = build_top(config)
+        top = build_top(config, block)
         Fragment.get(top, None)  # elaborate it so Amaranth does not warn it went unused
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator": {"rsaccel": __version__, "amaranth": amaranth_version},
         "top": name,
-        "block": "processing_element",
+        "block": block,
         "config": config.as_dict(),
         "derived": {
             "num_pes": config.num_pes,
@@ -96,17 +108,17 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None):
     }
 
 
-def generate(config, out_dir, *, name=DEFAULT_TOP_NAME):
-    """Write ``<name>.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
+def generate(config, out_dir, *, name=DEFAULT_TOP_NAME, block=DEFAULT_BLOCK):
+    """Write ``<name>.v`` and ``manifest.json`` of ``block`` for ``config`` into ``out_dir``.
 
     Returns the list of written paths.
     """
     _check_name(name)
-    top = build_top(config)
+    top = build_top(config, block)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = out_dir / f"{name}.v"
     manifest_path = out_dir / "manifest.json"
     verilog_path.write_text(convert(config, name=name, top=top))
-    manifest_path.write_text(json.dumps(manifest(config, name=name, top=top), indent=2) + "\n")
+    manifest_path.write_text(json.dumps(manifest(config, name=name, top=top, block=block), indent=2) + "\n")
     return [verilog_path, manifest_path]

@@ -34,7 +34,7 @@ def _cmd_generate(args):
     from .gen.verilog import generate
     config = resolve_config(args.preset, args.set)
     try:
-        paths = generate(config, args.output, name=args.name)
+        paths = generate(config, args.output, name=args.name, block=args.block)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -63,6 +63,9 @@ def build_parser():
                      help="output directory (created if missing)")
     gen.add_argument("--name", default="rsaccel_pe",
                      help="name of the top-level Verilog module (default: rsaccel_pe)")
+    gen.add_argument("--block", choices=["pe", "array"], default="pe",
+                     help="which block is the top level (default: pe; the full accelerator "
+                          "top level is not finished yet)")
     gen.set_defaults(func=_cmd_generate)
     return parser
 

@@ -13,7 +13,8 @@ import numpy as np
 from .golden import conv2d_acc
 from .pe_model import filter_stream
 
-__all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits"]
+__all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits", "encode_program",
+           "random_layer", "ARRAY_TEST_CASES", "array_case_program"]
 
 # PsumSource / ArrayTarget values (kept in step with rsaccel.hw.pe_array by a test)
 PSUM_GIN, PSUM_BELOW, PSUM_ZERO = 0, 1, 2
@@ -133,6 +134,57 @@ def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
     return prog
 
 
-def pack_fields(layout, fields):
-    """Bits of a struct ``layout`` holding ``fields`` (a dict; enum members by name)."""
-    return layout.const(fields).as_bits()
+def encode_program(config, prog):
+    """Raw bits of every stream word of ``prog``: ``{"cfg", "cmd", "filt", "ifmap", "psum"}``."""
+    from ..hw.multicast import TaggedLayout
+    from ..hw.pe import PECommand, PEOp
+    from ..hw.pe_array import ArrayConfigWrite, ArrayTarget
+    cfg_layout = ArrayConfigWrite(config)
+    cmd_layout = PECommand(config)
+    data_layout = TaggedLayout(config.noc_id_width, config.data_width)
+    psum_layout = TaggedLayout(config.noc_id_width, config.acc_width)
+
+    def tagged(layout, items):
+        mask = (1 << layout["data"].width) - 1
+        return [layout.const({"row": r, "col": c, "data": v & mask}).as_bits()
+                for r, c, v in items]
+
+    return {
+        "cfg": [cfg_layout.const(dict(w, target=ArrayTarget[w["target"]])).as_bits()
+                for w in prog.cfg],
+        "cmd": [cmd_layout.const(dict(c, op=PEOp[c["op"]])).as_bits() for c in prog.cmds],
+        "filt": tagged(data_layout, prog.filt),
+        "ifmap": tagged(data_layout, prog.ifmap),
+        "psum": tagged(psum_layout, prog.psum),
+    }
+
+
+def random_layer(rng, config, *, N=1, C=2, M=2, R=3, S=3, E=4, F=3, stride=1, zeros=0.3):
+    """Random ifmap (N, C, H, W) and weights (M, C, R, S) giving an E x F output."""
+    H = (E - 1) * stride + R
+    W = (F - 1) * stride + S
+    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
+    ifmap = rng.integers(lo, hi, size=(N, C, H, W))
+    ifmap[rng.random(ifmap.shape) < zeros] = 0
+    weights = rng.integers(lo, hi, size=(M, C, R, S))
+    return ifmap, weights
+
+
+#: Layers every simulator runs on the ``tiny`` array (one pass each); odd entries use a bias.
+ARRAY_TEST_CASES = [
+    dict(C=2, M=2, R=3, S=3, E=4, F=3),
+    dict(C=1, M=3, R=2, S=2, E=3, F=4, stride=2),
+    dict(C=3, M=1, R=1, S=1, E=4, F=5),               # 1x1 convolution, R = 1
+    dict(C=1, M=2, R=3, S=4, E=2, F=2, N=2),          # batch of 2, R = rows
+    dict(C=2, M=2, R=3, S=3, E=4, F=2, zeros=0.0),    # dense
+    dict(C=2, M=4, R=2, S=3, E=2, F=3, stride=3, zeros=0.9),  # stride 3 > S - 1: unused ifmap rows
+]
+
+
+def array_case_program(config, index):
+    """Program of ``ARRAY_TEST_CASES[index]`` with data drawn from seed ``index``."""
+    shape = ARRAY_TEST_CASES[index]
+    rng = np.random.default_rng(index)
+    ifmap, weights = random_layer(rng, config, **shape)
+    bias = rng.integers(-2**20, 2**20, size=weights.shape[0]) if index % 2 else None
+    return single_pass_program(config, ifmap, weights, bias, stride=shape.get("stride", 1))

@@ -7,35 +7,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from rsaccel import preset
-from rsaccel.hw.multicast import TaggedLayout
-from rsaccel.hw.pe import PECommand, PEError, PEOp
-from rsaccel.hw.pe_array import ArrayConfigWrite, ArrayTarget, PEArray, PsumSource
+from rsaccel.hw.pe import PEError
+from rsaccel.hw.pe_array import PEArray, PsumSource
 from rsaccel.sim import array_model
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
-from rsaccel.sim.array_model import single_pass_program
+from rsaccel.sim.array_model import (ARRAY_TEST_CASES, array_case_program, encode_program,
+                                     random_layer, single_pass_program)
 
 TINY = preset("tiny")
-
-
-def encode_program(config, prog):
-    cfg_layout = ArrayConfigWrite(config)
-    cmd_layout = PECommand(config)
-    data_layout = TaggedLayout(config.noc_id_width, config.data_width)
-    psum_layout = TaggedLayout(config.noc_id_width, config.acc_width)
-
-    def tagged(layout, items):
-        mask = (1 << layout["data"].width) - 1
-        return [layout.const({"row": r, "col": c, "data": v & mask}).as_bits()
-                for r, c, v in items]
-
-    return {
-        "cfg": [cfg_layout.const(dict(w, target=ArrayTarget[w["target"]])).as_bits()
-                for w in prog.cfg],
-        "cmd": [cmd_layout.const(dict(c, op=PEOp[c["op"]])).as_bits() for c in prog.cmds],
-        "filt": tagged(data_layout, prog.filt),
-        "ifmap": tagged(data_layout, prog.ifmap),
-        "psum": tagged(psum_layout, prog.psum),
-    }
 
 
 def run_array(config, prog, *, stall=0.25, seed=0, max_cycles=60000):
@@ -102,35 +81,14 @@ def check(config, prog, **kwargs):
     assert not state["dropped"]
 
 
-def random_layer(rng, config, *, N=1, C=2, M=2, R=3, S=3, E=4, F=3, stride=1, zeros=0.3):
-    H = (E - 1) * stride + R
-    W = (F - 1) * stride + S
-    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
-    ifmap = rng.integers(lo, hi, size=(N, C, H, W))
-    ifmap[rng.random(ifmap.shape) < zeros] = 0
-    weights = rng.integers(lo, hi, size=(M, C, R, S))
-    return ifmap, weights
-
-
 def test_enum_values_match_model():
     assert (PsumSource.GIN.value, PsumSource.BELOW.value, PsumSource.ZERO.value) == (
         array_model.PSUM_GIN, array_model.PSUM_BELOW, array_model.PSUM_ZERO)
 
 
-@pytest.mark.parametrize("seed, shape", [
-    (0, dict(C=2, M=2, R=3, S=3, E=4, F=3)),
-    (1, dict(C=1, M=3, R=2, S=2, E=3, F=4, stride=2)),
-    (2, dict(C=3, M=1, R=1, S=1, E=4, F=5)),               # 1x1 conv, R = 1
-    (3, dict(C=1, M=2, R=3, S=4, E=2, F=2, N=2)),          # batch of 2, R = rows
-    (4, dict(C=2, M=2, R=3, S=3, E=4, F=2, zeros=0.0)),    # dense
-])
-def test_single_pass_conv(seed, shape):
-    rng = np.random.default_rng(seed)
-    ifmap, weights = random_layer(rng, TINY, **shape)
-    bias = rng.integers(-2**20, 2**20, size=weights.shape[0]) if seed % 2 else None
-    prog = single_pass_program(TINY, ifmap, weights, bias,
-                               stride=shape.get("stride", 1))
-    check(TINY, prog, seed=seed)
+@pytest.mark.parametrize("index", range(len(ARRAY_TEST_CASES)))
+def test_single_pass_conv(index):
+    check(TINY, array_case_program(TINY, index), seed=index)
 
 
 def test_all_zero_input():

