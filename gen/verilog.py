@@ -13,7 +13,7 @@ from amaranth.hdl import Fragment, Value
 from amaranth.lib import data, wiring
 
 from ..config import AccelConfig
-from ..hw.pe import PE_COUNTER_NAMES, PECommand, PEError, PEOp, ProcessingElement
+from ..hw.pe import PECommand, PECounters, PEError, PEOp, ProcessingElement
 
 __all__ = ["build_top", "convert", "manifest", "generate", "DEFAULT_TOP_NAME"]
 
@@ -42,9 +42,23 @@ def build_top(config, block=DEFAULT_BLOCK):
     return _blocks()[block](config)
 
 
+_VERILOG_KEYWORDS = frozenset("""
+    always and assign automatic begin buf case casex casez cell config deassign default defparam
+    design disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive
+    endspecify endtable endtask event for force forever fork function generate genvar if ifnone
+    initial inout input instance integer join large liblist library localparam macromodule
+    medium module nand negedge nmos nor not or output parameter posedge primitive pull0 pull1
+    pulldown pullup reg release repeat rtran scalared signed small specify specparam strong0
+    strong1 supply0 supply1 table task time tran tri tri0 tri1 triand trior trireg unsigned use
+    vectored wait wand weak0 weak1 while wire wor xnor xor logic bit byte int shortint longint
+    """.split())
+
+
 def _check_name(name):
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"Top module name must be a Verilog identifier, not {name!r}")
+    if (not isinstance(name, str) or not name.isascii() or not name.isidentifier()
+            or name in _VERILOG_KEYWORDS):
+        raise ValueError(f"Top module name must be an ASCII Verilog identifier that is not a "
+                         f"keyword, not {name!r}")
 
 
 def convert(config, *, name=DEFAULT_TOP_NAME, top=None):
@@ -98,8 +112,7 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
         "ports": ports(top),
         "layouts": {
             "cmd": _layout_fields(PECommand(config)),
-            "counters": _layout_fields(data.StructLayout(
-                {n: config.counter_width for n in PE_COUNTER_NAMES})),
+            "pe_counters": _layout_fields(PECounters(config)),
         },
         "enums": {
             "op": {member.name: member.value for member in PEOp},

@@ -33,6 +33,10 @@ class PEError(enum.Enum, shape=3):
     BAD_STRIDE = 4
     #: Output row width outside ``[1, max_ofmap_width]``.
     BAD_WIDTH = 5
+    #: RUN's ``p*q*S`` differs from the last LOAD_FILTERS (stale filters would be read).
+    FILTER_MISMATCH = 6
+    #: Window smaller than ``S`` or ``window*q`` exceeds the ifmap spad.
+    BAD_WINDOW = 7
 
 
 def PECommand(config):
@@ -40,7 +44,10 @@ def PECommand(config):
 
     Fields: ``op`` (:class:`PEOp`), ``s`` (filter width S), ``p`` (filters interleaved),
     ``q`` (channels interleaved), ``stride`` (U), ``width`` (outputs per row F), ``rows`` (rows to
-    convolve, RUN only), ``psum_in_en`` (add the ``psum_in`` stream; otherwise start from zero).
+    convolve, RUN only), ``psum_in_en`` (add the ``psum_in`` stream; otherwise start from zero),
+    ``window`` (ifmap positions the ifmap spad holds as a ring, ``S <= window`` and
+    ``window*q <= ifmap_spad_depth``; RUN only; larger windows let the ifmap stream run further
+    ahead of the MACs, ``ifmap_spad_depth // q`` is best).
     """
     return data.StructLayout({
         "op": PEOp,
@@ -51,6 +58,7 @@ def PECommand(config):
         "width": bits_for(config.max_ofmap_width),
         "rows": 16,
         "psum_in_en": 1,
+        "window": bits_for(config.ifmap_spad_depth),
     })
 
 
@@ -82,7 +90,9 @@ class ProcessingElement(wiring.Component):
     - ``filt``: ``p*q*S`` values, ``s`` outermost, then ``c``, then ``k`` (filter spad address
       ``(s*q + c)*p + k``), accepted after a ``LOAD_FILTERS`` command.
     - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
-      Positions no window uses (when ``U > S``) are accepted and dropped.
+      Positions no window uses (when ``U > S``) are accepted at once and dropped. The ifmap
+      spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions
+      ahead of the oldest position a MAC still needs.
     - ``psum_in`` (only when ``psum_in_en``) and ``psum_out``: per output ``f``, ``p`` values,
       filter index innermost.
 
@@ -118,8 +128,9 @@ class ProcessingElement(wiring.Component):
     Attributes
     ----------
     cmd : In(stream.Signature(PECommand(config)))
-        Commands; one is accepted when the previous one has finished issuing. An invalid command
-        is dropped and sets ``error``.
+        Commands; one is accepted when the previous one has finished issuing (CLEAR waits until
+        the pipeline is empty, so it zeroes final counts). An invalid command is dropped and
+        sets ``error`` if no error is recorded yet.
     filt : In(stream.Signature(signed(data_width)))
     ifmap : In(stream.Signature(signed(data_width)))
     psum_in : In(stream.Signature(signed(acc_width)))
@@ -185,21 +196,20 @@ class ProcessingElement(wiring.Component):
         rows_left = Signal(16)
         psum_in_en = Signal()
 
-        qs = Signal(slot_w)            # q*S: ifmap spad entries in use
+        win_reg = Signal(slot_w)       # ring size in positions
+        ring = Signal(slot_w)          # window*q: ifmap spad entries in use
         pqs = Signal(fad_w)            # p*q*S: filter spad entries in use
+        loaded_pqs = Signal(fad_w)     # p*q*S of the last LOAD_FILTERS
         row_len = Signal(pos_w)        # (F-1)*U + S ifmap positions per row
-        win_step = Signal(slot_w)      # ((U mod S) * q): slot advance from one window to the next
-        m.d.comb += [
-            qs.eq(q_reg * s_reg),
-            pqs.eq(p_reg * qs),
-            row_len.eq((f_reg - 1) * u_reg + s_reg),
-        ]
-        m.d.comb += win_step.eq((u_reg % Mux(s_reg == 0, 1, s_reg)) * q_reg)
+        win_step = Signal(slot_w)      # (U mod window)*q: ring advance from window to window
 
         # --- command decoding ---------------------------------------------------------------
         cmd = self.cmd.payload
         c_qs = cmd.q * cmd.s
-        c_pqs = cmd.p * c_qs
+        c_pqs = Signal(range(cfg.psum_spad_depth * cfg.ifmap_spad_depth ** 2 + 1))
+        m.d.comb += c_pqs.eq(cmd.p * c_qs)
+        c_ring = cmd.window * cmd.q
+        is_run = cmd.op == PEOp.RUN
         cmd_error = Signal(PEError)
         with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
                   & (cmd.op != PEOp.CLEAR)):
@@ -212,10 +222,14 @@ class ProcessingElement(wiring.Component):
         with m.Elif((c_pqs > cfg.filter_spad_depth) | (c_qs > cfg.ifmap_spad_depth)
                     | (cmd.p > cfg.psum_spad_depth)):
             m.d.comb += cmd_error.eq(PEError.SPAD_OVERFLOW)
-        with m.Elif((cmd.stride == 0) | (cmd.stride > cfg.max_stride)):
+        with m.Elif(is_run & ((cmd.stride == 0) | (cmd.stride > cfg.max_stride))):
             m.d.comb += cmd_error.eq(PEError.BAD_STRIDE)
-        with m.Elif((cmd.width == 0) | (cmd.width > cfg.max_ofmap_width)):
+        with m.Elif(is_run & ((cmd.width == 0) | (cmd.width > cfg.max_ofmap_width))):
             m.d.comb += cmd_error.eq(PEError.BAD_WIDTH)
+        with m.Elif(is_run & ((cmd.window < cmd.s) | (c_ring > cfg.ifmap_spad_depth))):
+            m.d.comb += cmd_error.eq(PEError.BAD_WINDOW)
+        with m.Elif(is_run & (c_pqs != loaded_pqs)):
+            m.d.comb += cmd_error.eq(PEError.FILTER_MISMATCH)
 
         # --- counters -----------------------------------------------------------------------
         cnt = self.counters
@@ -233,29 +247,31 @@ class ProcessingElement(wiring.Component):
         # --- ifmap window (write side) ------------------------------------------------------
         wpos = Signal(pos_w)           # positions completely received in this row
         wchan = Signal(slot_w)         # channel of the value expected next
-        wslot = Signal(slot_w)         # (wpos mod S) * q
+        wslot = Signal(slot_w)         # (wpos mod window) * q
         wmod_u = Signal(bits_for(cfg.max_stride))  # wpos mod U
 
         # --- issue side ---------------------------------------------------------------------
         out_f = Signal(bits_for(cfg.max_ofmap_width))
         win_base = Signal(pos_w)       # out_f * U: first position of the current window
-        win_slot = Signal(slot_w)      # (win_base mod S) * q
+        win_slot = Signal(slot_w)      # (win_base mod window) * q
         cur_s = Signal(slot_w)
         cur_c = Signal(slot_w)
         cur_k = Signal(bits_for(cfg.psum_spad_depth))
-        cur_slot = Signal(slot_w)      # ((win_base + cur_s) mod S) * q
+        cur_slot = Signal(slot_w)      # ((win_base + cur_s) mod window) * q
         faddr = Signal(fad_w)          # (cur_s*q + cur_c)*p + cur_k
 
         running = Signal()
         stall = Signal()
         last_row_done = Signal()       # the final slot of the command's last row issues
+        pipeline_busy = Signal()       # MACs in stages A or B
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
+                m.d.comb += self.cmd.ready.eq(~((cmd.op == PEOp.CLEAR) & pipeline_busy))
+                with m.If(self.cmd.valid & self.cmd.ready):
                     with m.If(cmd_error != PEError.NONE):
-                        m.d.sync += self.error.eq(cmd_error)
+                        with m.If(self.error == PEError.NONE):
+                            m.d.sync += self.error.eq(cmd_error)
                     with m.Elif(cmd.op == PEOp.CLEAR):
                         m.d.comb += clear_counters.eq(1)
                         m.d.sync += self.error.eq(PEError.NONE)
@@ -264,9 +280,14 @@ class ProcessingElement(wiring.Component):
                             s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
                             u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
                             rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
+                            win_reg.eq(cmd.window), ring.eq(c_ring), pqs.eq(c_pqs),
+                            row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
+                            win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window))
+                                        * cmd.q),
                             fload_addr.eq(0),
                         ]
                         with m.If(cmd.op == PEOp.LOAD_FILTERS):
+                            m.d.sync += loaded_pqs.eq(c_pqs)
                             m.next = "LOAD"
                         with m.Else():
                             m.next = "RUN"
@@ -287,16 +308,17 @@ class ProcessingElement(wiring.Component):
                 with m.If(last_row_done):
                     m.next = "IDLE"
 
-        # ifmap acceptance: the slot of position wpos belongs to wpos - S, which must already be
-        # consumed: wpos < win_base + min(cur_s, U) + S (positions from win_base + U on are still
-        # needed by the next window).
+        # ifmap acceptance: the slot of position wpos belongs to wpos - window, which must already
+        # be consumed: wpos < win_base + min(cur_s, U) + window (positions from win_base + U on
+        # are still needed by the next window). Dropped positions write nothing and pass.
         keep_until = Signal(pos_w + 1)
-        m.d.comb += keep_until.eq(win_base + Mux(cur_s < u_reg, cur_s, u_reg) + s_reg)
+        m.d.comb += keep_until.eq(win_base + Mux(cur_s < u_reg, cur_s, u_reg) + win_reg)
         needed = Signal()
         m.d.comb += needed.eq(wmod_u < s_reg)
         wr_index = Signal(slot_w)
         m.d.comb += wr_index.eq(wslot + wchan)
-        m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len) & (wpos < keep_until))
+        m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len)
+                                        & (~needed | (wpos < keep_until)))
         with m.If(self.ifmap.valid & self.ifmap.ready):
             with m.If(needed):
                 m.d.sync += [
@@ -308,7 +330,7 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += [
                     wchan.eq(0),
                     wpos.eq(wpos + 1),
-                    wslot.eq(Mux(wslot + q_reg >= qs, 0, wslot + q_reg)),
+                    wslot.eq(Mux(wslot + q_reg >= ring, 0, wslot + q_reg)),
                     wmod_u.eq(Mux(wmod_u == u_reg - 1, 0, wmod_u + 1)),
                 ]
             with m.Else():
@@ -363,7 +385,7 @@ class ProcessingElement(wiring.Component):
                     with m.If(cur_s != s_reg - 1):
                         m.d.sync += [
                             cur_s.eq(cur_s + 1),
-                            cur_slot.eq(Mux(cur_slot + q_reg >= qs, 0, cur_slot + q_reg)),
+                            cur_slot.eq(Mux(cur_slot + q_reg >= ring, 0, cur_slot + q_reg)),
                         ]
                     with m.Else():
                         # window finished
@@ -374,8 +396,8 @@ class ProcessingElement(wiring.Component):
                             faddr.eq(0),
                             out_f.eq(out_f + 1),
                             win_base.eq(win_base + u_reg),
-                            win_slot.eq(Mux(next_slot >= qs, next_slot - qs, next_slot)),
-                            cur_slot.eq(Mux(next_slot >= qs, next_slot - qs, next_slot)),
+                            win_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
+                            cur_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
                         ]
                         with m.If(out_f == f_reg - 1):
                             # row finished: the whole row has been received by now
@@ -436,6 +458,7 @@ class ProcessingElement(wiring.Component):
                 incr["psum_spad_writes"].eq(~b_last & (~b_gated | b_first)),
             ]
 
+        m.d.comb += pipeline_busy.eq(a_valid | b_valid)
         m.d.comb += [
             self.psum_out.valid.eq(out_fifo.r_rdy),
             self.psum_out.payload.eq(out_fifo.r_data),

@@ -38,18 +38,26 @@ def _cmd_generate(args):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot write to {args.output!r}: {exc.strerror}") from None
+        raise UsageError(f"cannot write to {args.output!r}: {exc.strerror or exc}") from None
     for path in paths:
         print(path)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line (``rsaccel: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"rsaccel: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rsaccel",
         description="Generate and run Eyeriss-style row-stationary CNN accelerators.")
     parser.add_argument("--version", action="version", version=f"rsaccel {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="write Verilog and a JSON manifest",
                          description="Elaborate a configuration to Verilog plus manifest.json.")
@@ -72,7 +80,10 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # --help, --version and usage errors (already printed)
+        return exc.code
     try:
         return args.func(args)
     except UsageError as exc:

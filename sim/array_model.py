@@ -107,7 +107,8 @@ def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
             prog.cfg.append(dict(target="IFMAP_COL_ID", row=i, col=j,
                                  value=(i + j * stride) if used else 0))
             prog.cfg.append(dict(target="PSUM_COL_ID", row=i, col=j, value=j))
-    common = dict(s=S, p=M, q=C, stride=stride, width=F, psum_in_en=1)
+    common = dict(s=S, p=M, q=C, stride=stride, width=F, psum_in_en=1,
+                  window=config.ifmap_spad_depth // C)
     prog.cmds = [dict(op="CLEAR", rows=0, **common), dict(op="LOAD_FILTERS", rows=0, **common),
                  dict(op="RUN", rows=N, **common)]
     for i in range(R):

@@ -78,7 +78,10 @@ def make_pe_case(config, seed, *, max_width=10, max_rows=3, sparsity=None):
         # mostly small filters (several windows per row), sometimes the whole ifmap spad
         s = int(rng.integers(1, min(5, config.ifmap_spad_depth) + 1) if rng.random() < 0.8
                 else rng.integers(1, config.ifmap_spad_depth + 1))
-        q = int(rng.integers(1, config.ifmap_spad_depth // s + 1))
+        q_max = min(config.ifmap_spad_depth, config.filter_spad_depth) // s
+        if q_max < 1:
+            continue
+        q = int(rng.integers(1, q_max + 1))
         p = int(rng.integers(1, min(config.psum_spad_depth,
                                     config.filter_spad_depth // (q * s)) + 1))
         stride = int(rng.integers(1, min(config.max_stride, 4) + 1))
@@ -167,7 +170,8 @@ def expected_counters(case, *, zero_gating):
 def pe_commands(config, case):
     """Command dictionaries that load ``case``'s filters and run its rows."""
     common = dict(s=case.s, p=case.p, q=case.q, stride=case.stride, width=case.width,
-                  psum_in_en=int(case.psum_in is not None))
+                  psum_in_en=int(case.psum_in is not None),
+                  window=config.ifmap_spad_depth // case.q)
     return [dict(op="LOAD_FILTERS", rows=0, **common), dict(op="RUN", rows=case.rows, **common)]
 
 
@@ -181,3 +185,45 @@ def pack_command(layout, command):
 
 #: Seeds of the random PE cases every simulator runs (Amaranth, Icarus, Verilator).
 PE_TEST_SEEDS = range(40)
+
+_STREAMS = ("cmd", "filt", "ifmap", "psum_in", "psum_out")
+
+
+def stall_profile(seed):
+    """Per-stream stall probabilities drawn from ``seed``: from none to heavy (0.8) each."""
+    rng = np.random.default_rng(seed + 7919)
+    return {name: float(rng.choice([0.0, 0.1, 0.3, 0.5, 0.8])) for name in _STREAMS}
+
+
+def directed_pe_cases(config):
+    """Corner cases the random generator rarely draws, by name, for ``config``.
+
+    ``full_filter_spad``: ``p*q*S`` equal to the filter spad; ``max_width``: ``F`` =
+    ``max_ofmap_width``; ``max_stride``: ``U`` = ``max_stride`` with ``S < U``; ``stride_equals_s``;
+    ``single_mac``: p = q = S = F = 1.
+    """
+    rng = np.random.default_rng(4242)
+    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
+    alo, ahi = -(1 << (config.acc_width - 1)), 1 << (config.acc_width - 1)
+
+    def case(p, q, s, stride, width, rows, psum, seed, zeros=0.3):
+        ifmap = rng.integers(lo, hi, size=(rows, q, (width - 1) * stride + s))
+        ifmap[rng.random(ifmap.shape) < zeros] = 0
+        return PECase(filters=rng.integers(lo, hi, size=(p, q, s)), ifmap=ifmap,
+                      psum_in=rng.integers(alo, ahi, size=(rows, width, p)) if psum else None,
+                      stride=stride, seed=seed)
+
+    cases = {}
+    depth, spad = config.filter_spad_depth, config.ifmap_spad_depth
+    # largest p*q*S <= filter spad with q*S <= ifmap spad and p <= psum spad
+    best = max(((p, q, s) for s in range(1, spad + 1) for q in range(1, spad // s + 1)
+                for p in range(1, config.psum_spad_depth + 1) if p * q * s <= depth),
+               key=lambda t: (t[0] * t[1] * t[2], t[2]))
+    cases["full_filter_spad"] = case(*best, stride=1, width=3, rows=1, psum=True, seed=9001)
+    cases["max_width"] = case(1, 1, 1, 1, config.max_ofmap_width, 1, True, 9002)
+    if config.max_stride > 1:
+        cases["max_stride"] = case(2, 1, max(1, min(spad, config.max_stride - 1)),
+                                   config.max_stride, 4, 2, False, 9003)
+    cases["stride_equals_s"] = case(1, 2, 2, 2, 5, 2, True, 9004)
+    cases["single_mac"] = case(1, 1, 1, 1, 1, 3, True, 9005, zeros=0.0)
+    return cases

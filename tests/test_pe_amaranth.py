@@ -7,138 +7,241 @@ import pytest
 from amaranth.sim import Simulator
 
 from rsaccel import preset
-from rsaccel.hw.pe import PECommand, PEError, PEOp, ProcessingElement
+from rsaccel.hw.pe import PECommand, PEError, ProcessingElement
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
-from rsaccel.sim.pe_model import (PE_TEST_SEEDS, expected_counters, expected_psum_out, filter_stream,
-                                  ifmap_stream, make_pe_case, pack_command, pe_commands,
-                                  psum_stream)
+from rsaccel.sim.pe_model import (PE_TEST_SEEDS, PECase, directed_pe_cases, expected_counters,
+                                  expected_psum_out, filter_stream, ifmap_stream, make_pe_case,
+                                  pack_command, pe_commands, psum_stream, stall_profile)
 
 TINY = preset("tiny")
+STREAMS = ("cmd", "filt", "ifmap", "psum_in", "psum_out")
 
 
-def run_pe(config, case, *, stall=0.3, seed=0, max_cycles=20000):
-    """Simulate ``case`` on a PE of ``config``; return (psum_out array, counters dict, cycles)."""
+def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None):
+    """Run ``cases`` back to back on one PE (LOAD, RUN, LOAD, RUN, ... without draining).
+
+    ``stalls`` maps each stream name to its stall probability. ``trailing`` is a list of extra
+    commands sent after the cases. Returns the received psums per case, the counters, the error
+    code and end-of-run observations.
+    """
     dut = ProcessingElement(config)
     rng = random.Random(seed)
     layout = PECommand(config)
-    expected_count = case.rows * case.width * case.p
+    counts = [case.rows * case.width * case.p for case in cases]
     received = []
+    done = set()
     state = {}
 
-    async def commands(ctx):
-        await send_stream(ctx, dut.cmd, [pack_command(layout, c) for c in pe_commands(config, case)],
-                          rng, stall)
+    def source(name, values):
+        async def bench(ctx):
+            await send_stream(ctx, getattr(dut, name), values, rng, stalls[name])
+            done.add(name)
+        return bench
 
-    async def filters(ctx):
-        await send_stream(ctx, dut.filt, filter_stream(case.filters), rng, stall)
-
-    async def ifmaps(ctx):
-        await send_stream(ctx, dut.ifmap, ifmap_stream(case.ifmap), rng, stall)
-
-    async def psums(ctx):
-        if case.psum_in is not None:
-            await send_stream(ctx, dut.psum_in, psum_stream(case.psum_in), rng, stall)
+    commands = [pack_command(layout, c) for case in cases for c in pe_commands(config, case)]
+    commands += [pack_command(layout, c) for c in (trailing or [])]
+    benches = [
+        source("cmd", commands),
+        source("filt", [v for case in cases for v in filter_stream(case.filters)]),
+        source("ifmap", [v for case in cases for v in ifmap_stream(case.ifmap)]),
+        source("psum_in", [v for case in cases if case.psum_in is not None
+                           for v in psum_stream(case.psum_in)]),
+    ]
 
     async def outputs(ctx):
-        await receive_stream(ctx, dut.psum_out, expected_count, rng, stall, out=received,
-                             max_cycles=max_cycles)
-        # let the counters settle: wait until the PE is idle
-        for _ in range(100):
-            if not ctx.get(dut.busy):
-                break
-            await ctx.tick()
-        await ctx.tick()
+        await receive_stream(ctx, dut.psum_out, sum(counts), rng, stalls["psum_out"],
+                             out=received, max_cycles=max_cycles)
+        # the PE must go idle and send nothing more, even with ready held high
+        ctx.set(dut.psum_out.ready, 1)
+        extra = 0
+        for _ in range(50):
+            _, _, valid, busy = await ctx.tick().sample(dut.psum_out.valid, dut.busy)
+            extra += valid
+        state["extra_outputs"] = extra
+        state["busy"] = ctx.get(dut.busy)
         state["counters"] = {name: ctx.get(dut.counters[name])
                              for name in dut.counters.shape().members}
         state["error"] = ctx.get(dut.error)
+        state["sources_done"] = set(done)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    for bench in (commands, filters, ifmaps, psums):
+    for bench in benches:
         sim.add_testbench(bench, background=True)
     sim.add_testbench(outputs)
     sim.run()
-    assert len(received) == expected_count, (
-        f"PE hung: {len(received)} of {expected_count} psums after {max_cycles} cycles "
-        f"({case.describe()})")
-    out = np.array(received, dtype=np.int64).reshape(case.rows, case.width, case.p)
-    return out, state["counters"], state["error"]
+    described = "; ".join(case.describe() for case in cases)
+    assert len(received) == sum(counts), (
+        f"PE hung: {len(received)} of {sum(counts)} psums after {max_cycles} cycles "
+        f"({described})")
+    outs, start = [], 0
+    for case, count in zip(cases, counts):
+        chunk = np.array(received[start:start + count], dtype=np.int64)
+        outs.append(chunk.reshape(case.rows, case.width, case.p))
+        start += count
+    return outs, state
 
 
-def check_case(config, case, *, stall, seed):
-    out, counters, error = run_pe(config, case, stall=stall, seed=seed)
-    expected = expected_psum_out(case, config.acc_width)
-    mismatch = np.argwhere(out != expected)
-    assert mismatch.size == 0, (
-        f"psum mismatch at (row, f, k)={tuple(mismatch[0])}: got {out[tuple(mismatch[0])]}, "
-        f"expected {expected[tuple(mismatch[0])]} ({case.describe()})")
-    assert counters == expected_counters(case, zero_gating=config.zero_gating), case.describe()
-    assert error == PEError.NONE
+def check_cases(config, cases, *, stalls, seed, counters=True):
+    outs, state = run_pe(config, cases, stalls=stalls, seed=seed)
+    for case, out in zip(cases, outs):
+        expected = expected_psum_out(case, config.acc_width)
+        bad = np.argwhere(out != expected)
+        assert bad.size == 0, (
+            f"psum mismatch at (row, f, k)={tuple(bad[0])}: got {out[tuple(bad[0])]}, "
+            f"expected {expected[tuple(bad[0])]} ({case.describe()})")
+    if counters:
+        want = {}
+        for case in cases:
+            for name, value in expected_counters(case, zero_gating=config.zero_gating).items():
+                want[name] = want.get(name, 0) + value
+        mask = (1 << config.counter_width) - 1
+        assert state["counters"] == {k: v & mask for k, v in want.items()}
+    assert state["error"] == PEError.NONE
+    assert state["extra_outputs"] == 0 and state["busy"] == 0
+    assert state["sources_done"] == {"cmd", "filt", "ifmap", "psum_in"}, \
+        "the PE did not consume every value it was sent"
+    return outs, state
 
 
 @pytest.mark.parametrize("seed", PE_TEST_SEEDS)
 def test_random_cases(seed):
     case = make_pe_case(TINY, seed)
-    check_case(TINY, case, stall=0.3, seed=seed)
+    check_cases(TINY, [case], stalls=stall_profile(seed), seed=seed)
 
 
-@pytest.mark.parametrize("seed", [100, 101, 102])
-def test_no_stalls(seed):
-    case = make_pe_case(TINY, seed)
-    check_case(TINY, case, stall=0.0, seed=seed)
+@pytest.mark.parametrize("name", sorted(directed_pe_cases(TINY)))
+def test_directed_cases(name):
+    case = directed_pe_cases(TINY)[name]
+    check_cases(TINY, [case], stalls=stall_profile(1000 + case.seed), seed=case.seed)
+
+
+@pytest.mark.parametrize("seed", [300, 301, 302])
+def test_back_to_back_commands(seed):
+    # LOAD/RUN pairs with different shapes, without waiting for the pipeline in between,
+    # under heavy psum_out back-pressure
+    cases = [make_pe_case(TINY, seed * 10 + i) for i in range(3)]
+    stalls = dict(stall_profile(seed), psum_out=0.8)
+    check_cases(TINY, cases, stalls=stalls, seed=seed)
+
+
+def test_clear_after_run_waits_for_the_pipeline():
+    case = make_pe_case(TINY, 7)
+    clear = dict(pe_commands(TINY, case)[0], op="CLEAR")
+    outs, state = run_pe(TINY, [case], stalls=dict.fromkeys(STREAMS, 0.0), seed=7,
+                         trailing=[clear])
+    assert np.array_equal(outs[0], expected_psum_out(case, TINY.acc_width))
+    assert set(state["counters"].values()) == {0}
 
 
 @pytest.mark.parametrize("seed", [200, 201])
-def test_gating_disabled(seed):
-    config = TINY.replace(zero_gating=False)
-    case = make_pe_case(config, seed, sparsity=0.6)
-    check_case(config, case, stall=0.2, seed=seed)
+def test_gating_off_gives_the_same_psums(seed):
+    case = make_pe_case(TINY, seed, sparsity=0.6)
+    off = TINY.replace(zero_gating=False)
+    out_on, state_on = check_cases(TINY, [case], stalls=stall_profile(seed), seed=seed)
+    out_off, state_off = check_cases(off, [case], stalls=stall_profile(seed), seed=seed)
+    assert np.array_equal(out_on[0], out_off[0])
+    assert state_off["counters"]["gated_macs"] == 0
+    assert state_on["counters"]["gated_macs"] > 0
+    assert (state_off["counters"]["macs"]
+            == state_on["counters"]["macs"] + state_on["counters"]["gated_macs"])
 
 
-def test_stride_larger_than_filter():
-    # 1x1 filter at stride 3: two of every three positions are dropped
-    config = TINY
-    rng = np.random.default_rng(7)
-    from rsaccel.sim.pe_model import PECase
-    case = PECase(filters=rng.integers(-100, 100, size=(2, 3, 1)),
-                  ifmap=rng.integers(-100, 100, size=(2, 3, 3 * 4 + 1)),
-                  psum_in=None, stride=3, seed=7)
-    check_case(config, case, stall=0.3, seed=7)
+def test_gated_count_is_the_number_of_zero_operands():
+    # brute force, independent of expected_counters: one loop over every MAC slot
+    case = make_pe_case(TINY, 11, sparsity=0.5)
+    zeros = 0
+    for r in range(case.rows):
+        for f in range(case.width):
+            for s in range(case.s):
+                for c in range(case.q):
+                    zeros += case.p * (case.ifmap[r, c, f * case.stride + s] == 0)
+    _, state = check_cases(TINY, [case], stalls=stall_profile(11), seed=11)
+    assert state["counters"]["gated_macs"] == zeros > 0
 
 
-def test_full_window_eyeriss_spads():
-    # p*q*S at the eyeriss filter-spad limit region: q*S = 12 ifmap entries, p = 4
+def test_wider_accumulator_and_narrow_data():
+    config = TINY.replace(data_width=8, acc_width=24, rlc_level_width=16)
+    for seed in (21, 22, 23):
+        check_cases(config, [make_pe_case(config, seed)], stalls=stall_profile(seed), seed=seed)
+
+
+def test_eyeriss_spads_full_filter_spad_and_max_stride():
     config = preset("eyeriss").replace(rows=1, cols=1)
     rng = np.random.default_rng(11)
-    from rsaccel.sim.pe_model import PECase
-    case = PECase(filters=rng.integers(-2**15, 2**15, size=(4, 4, 3)),
+    # p*q*S = 18*4*3 = 216 of 224 filter entries, q*S = 12 = the whole ifmap spad
+    full = PECase(filters=rng.integers(-2**15, 2**15, size=(18, 4, 3)),
                   ifmap=rng.integers(-2**15, 2**15, size=(1, 4, 7)),
-                  psum_in=rng.integers(-2**31, 2**31, size=(1, 5, 4)), stride=1, seed=11)
-    check_case(config, case, stall=0.2, seed=11)
+                  psum_in=rng.integers(-2**31, 2**31, size=(1, 5, 18)), stride=1, seed=11)
+    # stride 12 = max_stride with a 3-wide filter: 9 of every 12 positions dropped
+    strided = PECase(filters=rng.integers(-2**15, 2**15, size=(2, 1, 3)),
+                     ifmap=rng.integers(-2**15, 2**15, size=(2, 1, 12 * 3 + 3)),
+                     psum_in=None, stride=12, seed=12)
+    check_cases(config, [full, strided], stalls=stall_profile(11), seed=11)
 
 
-def test_invalid_command_sets_error():
-    dut = ProcessingElement(TINY)
+ERROR_COMMANDS = {
+    "BAD_OP": dict(op=3),
+    "ZERO_FIELD": dict(op="RUN", rows=0),
+    "SPAD_OVERFLOW": dict(op="LOAD_FILTERS", q=2, s=TINY.ifmap_spad_depth),
+    "BAD_STRIDE": dict(op="RUN", stride=TINY.max_stride + 1),
+    "BAD_WIDTH": dict(op="RUN", width=0),
+    "BAD_WINDOW": dict(op="RUN", window=15),  # 15 * q > 12 ifmap spad entries
+    "FILTER_MISMATCH": dict(op="RUN", p=2),
+}
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_COMMANDS))
+def test_invalid_command_sets_error_and_is_dropped(code):
+    # a valid job whose RUN follows an invalid command must still be right, and the error
+    # code is the one of the invalid command
+    case = make_pe_case(TINY, 5)
+    base = dict(pe_commands(TINY, case)[1])
+    bad = dict(base, **ERROR_COMMANDS[code])
+    if code == "BAD_OP":
+        bad["op"] = "LOAD_FILTERS"
     layout = PECommand(TINY)
+    load, run = pe_commands(TINY, case)
+    packed_bad = pack_command(layout, bad)
+    if code == "BAD_OP":
+        packed_bad |= 3 << layout["op"].offset
+    dut = ProcessingElement(TINY)
+    rng = random.Random(5)
     result = {}
 
     async def bench(ctx):
-        bad = dict(op="LOAD_FILTERS", s=TINY.ifmap_spad_depth, p=1, q=2, stride=1, width=1,
-                   rows=0, psum_in_en=0)  # q*S exceeds the ifmap spad
-        await send_stream(ctx, dut.cmd, [pack_command(layout, bad)], random.Random(0))
+        await send_stream(ctx, dut.cmd, [pack_command(layout, load)], rng)
+        await send_stream(ctx, dut.filt, filter_stream(case.filters), rng)
+        await send_stream(ctx, dut.cmd, [packed_bad], rng)
         await ctx.tick()
         result["error"] = ctx.get(dut.error)
         result["busy"] = ctx.get(dut.busy)
-        await send_stream(ctx, dut.cmd, [pack_command(layout, dict(bad, op="CLEAR"))],
-                          random.Random(0))
-        await ctx.tick()
-        result["cleared"] = ctx.get(dut.error)
+        await send_stream(ctx, dut.cmd, [pack_command(layout, run)], rng)
+
+    async def feed(ctx):
+        await send_stream(ctx, dut.ifmap, ifmap_stream(case.ifmap), rng)
+
+    async def feed_psum(ctx):
+        if case.psum_in is not None:
+            await send_stream(ctx, dut.psum_in, psum_stream(case.psum_in), rng)
+
+    async def collect(ctx):
+        out = await receive_stream(ctx, dut.psum_out, case.rows * case.width * case.p, rng,
+                                   max_cycles=20000)
+        result["out"] = np.array(out).reshape(case.rows, case.width, case.p)
+        result["final_error"] = ctx.get(dut.error)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    sim.add_testbench(bench)
+    sim.add_testbench(bench, background=True)
+    sim.add_testbench(feed, background=True)
+    sim.add_testbench(feed_psum, background=True)
+    sim.add_testbench(collect)
     sim.run()
-    assert result == {"error": PEError.SPAD_OVERFLOW, "busy": 0, "cleared": PEError.NONE}
+    assert result["error"] == PEError[code]
+    assert result["busy"] == 0
+    assert np.array_equal(result["out"], expected_psum_out(case, TINY.acc_width))
+    assert result["final_error"] == PEError[code]   # sticky until CLEAR
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

@@ -13,10 +13,11 @@ TINY = preset("tiny")
 
 @pytest.mark.xdist_group("hdl-pe-tiny")
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("stall", ["0.0", "profile"])
 def test_pe_random_cases(hdl_build_root, simulator, stall):
     build = build_block(TINY, simulator, hdl_build_root)
     build.run("rsaccel.sim.cocotb_tb.pe_tb",
               test_dir=build.build_dir / f"run-stall{stall}",
               extra_env={"RSACCEL_PE_SEEDS": json.dumps(list(PE_TEST_SEEDS)),
-                         "RSACCEL_PE_STALL": str(stall)})
+                         "RSACCEL_PE_DIRECTED": "1",
+                         "RSACCEL_PE_STALL": stall})

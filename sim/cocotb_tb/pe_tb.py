@@ -3,7 +3,9 @@
 Runs the random PE cases of :mod:`rsaccel.sim.pe_model` (the same generator and golden model the
 Amaranth-simulator tests use) with random stalls on every stream, and checks every psum and every
 counter. Parameters come from the environment: ``RSACCEL_CONFIG`` (JSON configuration),
-``RSACCEL_PE_SEEDS`` (JSON list of case seeds), ``RSACCEL_PE_STALL`` (stall probability).
+``RSACCEL_PE_SEEDS`` (JSON list of case seeds), ``RSACCEL_PE_DIRECTED`` (1: also the directed
+corner cases), ``RSACCEL_PE_STALL`` (``profile``: per-stream stall rates drawn from each case's
+seed, as in the Amaranth tests; or one probability for every stream).
 """
 
 import json
@@ -17,17 +19,18 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from rsaccel.config import AccelConfig
 from rsaccel.hw.pe import PE_COUNTER_NAMES, PECommand
-from rsaccel.sim.pe_model import (expected_counters, expected_psum_out, filter_stream,
-                                  ifmap_stream, make_pe_case, pack_command, pe_commands,
-                                  psum_stream)
+from rsaccel.sim.pe_model import (directed_pe_cases, expected_counters, expected_psum_out,
+                                  filter_stream, ifmap_stream, make_pe_case, pack_command,
+                                  pe_commands, psum_stream, stall_profile)
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
 
 
 def _settings():
     config = AccelConfig(**json.loads(os.environ["RSACCEL_CONFIG"]))
     seeds = json.loads(os.environ.get("RSACCEL_PE_SEEDS", "[0]"))
-    stall = float(os.environ.get("RSACCEL_PE_STALL", "0.3"))
-    return config, seeds, stall
+    stall = os.environ.get("RSACCEL_PE_STALL", "profile")
+    directed = os.environ.get("RSACCEL_PE_DIRECTED", "0") == "1"
+    return config, seeds, stall, directed
 
 
 def _counters(dut, config):
@@ -41,11 +44,13 @@ async def _run_case(dut, config, case, stall, seed):
     rng = random.Random(seed)
     layout = PECommand(config)
     clk = dut.clk
-    cmd = StreamSource(dut, "cmd", clk, rng, stall)
-    filt = StreamSource(dut, "filt", clk, rng, stall)
-    ifmap = StreamSource(dut, "ifmap", clk, rng, stall)
-    psum_in = StreamSource(dut, "psum_in", clk, rng, stall)
-    psum_out = StreamSink(dut, "psum_out", clk, rng, stall)
+    stalls = (stall_profile(seed) if stall == "profile"
+              else dict.fromkeys(("cmd", "filt", "ifmap", "psum_in", "psum_out"), float(stall)))
+    cmd = StreamSource(dut, "cmd", clk, rng, stalls["cmd"])
+    filt = StreamSource(dut, "filt", clk, rng, stalls["filt"])
+    ifmap = StreamSource(dut, "ifmap", clk, rng, stalls["ifmap"])
+    psum_in = StreamSource(dut, "psum_in", clk, rng, stalls["psum_in"])
+    psum_out = StreamSink(dut, "psum_out", clk, rng, stalls["psum_out"])
 
     clear = dict(pe_commands(config, case)[0], op="CLEAR")
     commands = [pack_command(layout, c) for c in [clear] + pe_commands(config, case)]
@@ -55,16 +60,22 @@ async def _run_case(dut, config, case, stall, seed):
     if case.psum_in is not None:
         tasks.append(cocotb.start_soon(psum_in.send(psum_stream(case.psum_in))))
     count = case.rows * case.width * case.p
-    received = await psum_out.receive(count, max_cycles=50 * count * case.q * case.s + 2000)
-    for task in tasks:
-        task.cancel()
+    received = await psum_out.receive(count, max_cycles=50 * count * case.q * case.s + 4000)
     assert len(received) == count, (
         f"PE hung: {len(received)} of {count} psums arrived ({case.describe()})")
-    for _ in range(100):
+    # nothing more may come out, the PE goes idle, and every input value was consumed
+    dut.psum_out__ready.value = 1
+    for _ in range(50):
         await ReadOnly()
-        if not dut.busy.value:
-            break
+        assert not dut.psum_out__valid.value, f"extra psum output ({case.describe()})"
         await RisingEdge(clk)
+    dut.psum_out__ready.value = 0
+    await ReadOnly()
+    assert not dut.busy.value, f"PE still busy after its last output ({case.describe()})"
+    unfinished = [i for i, task in enumerate(tasks) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    assert not unfinished, f"input streams {unfinished} not fully consumed ({case.describe()})"
     await RisingEdge(clk)
     got = np.array(received, dtype=np.int64).reshape(case.rows, case.width, case.p)
     expected = expected_psum_out(case, config.acc_width)
@@ -83,7 +94,7 @@ async def _run_case(dut, config, case, stall, seed):
 @cocotb.test()
 async def random_pe_cases(dut):
     """Every seeded PE case, bit-exact psums and exact counters, with random stalls."""
-    config, seeds, stall = _settings()
+    config, seeds, stall, directed = _settings()
     Clock(dut.clk, 10, unit="ns").start()
     for name in ("cmd", "filt", "ifmap", "psum_in"):
         getattr(dut, f"{name}__valid").value = 0
@@ -92,7 +103,9 @@ async def random_pe_cases(dut):
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-    for seed in seeds:
-        case = make_pe_case(config, seed)
+    cases = [make_pe_case(config, seed) for seed in seeds]
+    if directed:
+        cases += [directed_pe_cases(config)[name] for name in sorted(directed_pe_cases(config))]
+    for case in cases:
         dut._log.info("case %s", case.describe())
-        await _run_case(dut, config, case, stall, seed)
+        await _run_case(dut, config, case, stall, case.seed)

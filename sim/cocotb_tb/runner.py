@@ -7,7 +7,7 @@ scripts that share a configuration share the build. Uses cocotb's Python runner.
 import hashlib
 import json
 import os
-import sys
+import tempfile
 from importlib.resources import files
 from pathlib import Path
 
@@ -99,8 +99,15 @@ def build_block(config, simulator, build_root, *, block="pe"):
     build_dir = Path(build_root) / f"{block}-{simulator}-{key}"
     toplevel = f"rsaccel_{block}"
     verilog_path = build_dir / f"{toplevel}.v"
-    if not verilog_path.exists():
-        generate(config, build_dir, name=toplevel, block=block)
+    # Always regenerate, but rewrite only files whose text changed: the simulators rebuild
+    # when the Verilog is newer than their build, so an edited block is never run stale.
+    with tempfile.TemporaryDirectory() as tmp:
+        for fresh in generate(config, tmp, name=toplevel, block=block):
+            target = build_dir / fresh.name
+            text = fresh.read_text()
+            if not target.exists() or target.read_text() != text:
+                build_dir.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
     build_args = []
     if simulator == "icarus":
         # Under -g2012 (the runner's default) Icarus gives declaration initialisers no time-0
