@@ -141,6 +141,8 @@ class ProcessingElement(wiring.Component):
         Sticky error code.
     counters : Out(PECounters(config))
         Performance counters.
+    events : Out(StructLayout({counter name: 1}))
+        The counters' increments of this cycle (for array-wide totals).
 
     Raises
     ------
@@ -161,6 +163,7 @@ class ProcessingElement(wiring.Component):
             "busy": Out(1),
             "error": Out(PEError),
             "counters": Out(PECounters(config)),
+            "events": Out(data.StructLayout({name: 1 for name in PE_COUNTER_NAMES})),
         })
 
     @property
@@ -236,6 +239,7 @@ class ProcessingElement(wiring.Component):
         incr = {name: Signal(name=f"inc_{name}") for name in cnt.shape().members}
         clear_counters = Signal()
         for name, inc in incr.items():
+            m.d.comb += self.events[name].eq(inc)
             with m.If(clear_counters):
                 m.d.sync += cnt[name].eq(0)
             with m.Elif(inc):

@@ -84,6 +84,11 @@ class PEArray(wiring.Component):
         ``PE_MODE`` of PE (0, 0).
     pe_counters : Out(data.ArrayLayout(PECounters, rows * cols))
         Per-PE counters, row-major.
+    totals : Out(PECounters(config))
+        The PE counters summed over the array (cleared with the PEs' CLEAR command by
+        ``clear_totals``).
+    clear_totals : In(1)
+        Zero ``totals``.
     """
 
     def __init__(self, config):
@@ -104,6 +109,8 @@ class PEArray(wiring.Component):
             "error": Out(PEError),
             "dropped": Out(1),
             "pe_counters": Out(data.ArrayLayout(PECounters(config), config.num_pes)),
+            "totals": Out(PECounters(config)),
+            "clear_totals": In(1),
         })
 
     @property
@@ -228,4 +235,12 @@ class PEArray(wiring.Component):
                 m.d.comb += self.error.eq(pe.error)
         for idx, pe in enumerate(flat):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)
+        from .pe import PE_COUNTER_NAMES
+        for name in PE_COUNTER_NAMES:
+            events = Cat(pe.events[name] for pe in flat)
+            total = self.totals[name]
+            with m.If(self.clear_totals):
+                m.d.sync += total.eq(0)
+            with m.Else():
+                m.d.sync += total.eq(total + sum(events[i] for i in range(len(flat))))
         return m

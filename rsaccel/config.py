@@ -132,6 +132,19 @@ class AccelConfig:
             raise ValueError(
                 f"Config field 'noc_id_width' must give at least max(rows, cols) = "
                 f"{max(self.rows, self.cols)} distinct IDs, not {self.noc_id_width} bits")
+        if self.glb_bank_depth & (self.glb_bank_depth - 1):
+            raise ValueError(f"Config field 'glb_bank_depth' must be a power of two, "
+                             f"not {self.glb_bank_depth}")
+        lanes = self.stream_width // self.data_width
+        if self.stream_width % self.data_width or lanes & (lanes - 1):
+            raise ValueError(
+                f"Config field 'stream_width' must be a power-of-two multiple of data_width = "
+                f"{self.data_width} (values are packed into stream and buffer words), "
+                f"not {self.stream_width}")
+        if self.psum_lanes > lanes:
+            raise ValueError(
+                f"Config field 'acc_width' = {self.acc_width} needs {self.psum_lanes} "
+                f"data_width lanes per psum, more than the {lanes} of a stream word")
         if self.psum_spad_depth > self.filter_spad_depth:
             raise ValueError(
                 f"Config field 'psum_spad_depth' must be at most filter_spad_depth = "
@@ -144,6 +157,23 @@ class AccelConfig:
     def num_pes(self):
         """Number of processing elements, ``rows * cols``."""
         return self.rows * self.cols
+
+    @property
+    def lanes(self):
+        """Data values per stream / global-buffer word."""
+        return self.stream_width // self.data_width
+
+    @property
+    def psum_lanes(self):
+        """Lanes one psum occupies in a word: ``ceil(acc_width / data_width)`` rounded up to a
+        power of two."""
+        need = -(-self.acc_width // self.data_width)
+        return 1 << (need - 1).bit_length()
+
+    @property
+    def glb_words(self):
+        """Words of the global buffer, filter banks included (they come last)."""
+        return (self.glb_banks + self.glb_filter_banks) * self.glb_bank_depth
 
     @property
     def glb_bytes(self):

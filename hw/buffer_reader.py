@@ -1,0 +1,104 @@
+"""Buffer reader: walks a loop nest over the global buffer and feeds a multicast network."""
+
+from amaranth import *
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..config import AccelConfig
+from .glb import ReadClient
+from .loop_nest import LoopNest, NestDescriptor
+from .multicast import TaggedLayout
+
+__all__ = ["BufferReader"]
+
+
+class BufferReader(wiring.Component):
+    """Reads the elements a :func:`~rsaccel.hw.loop_nest.NestDescriptor` names from the global
+    buffer and sends each, with the nest's row and column tags, to a multicast network.
+
+    Elements are ``element_lanes`` lanes of ``data_width`` bits (1 for ifmaps and filters,
+    ``config.psum_lanes`` for psums); element address ``a`` is slot ``a mod k`` of word
+    ``a div k`` with ``k = lanes / element_lanes`` elements per word. Values are sign-extended
+    to ``value_width``.
+
+    Latency and back-pressure
+    -------------------------
+    Up to one element per cycle. A global-buffer read is issued only when the 4-entry output FIFO
+    is sure to have room for its data, so back-pressure on ``o`` or a lost bank arbitration
+    just delays the nest; nothing is dropped. ``busy`` stays high until the last value left.
+
+    Attributes
+    ----------
+    desc : In(stream.Signature(NestDescriptor(noc_id_width)))
+    glb : Out(ReadClient(config))
+    o : Out(stream.Signature(TaggedLayout(noc_id_width, signed(value_width))))
+    busy : Out(1)
+    """
+
+    FIFO_DEPTH = 4
+
+    def __init__(self, config, *, element_lanes, value_width):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        if element_lanes not in (1, 2, 4, 8, 16, 32) or element_lanes > config.lanes:
+            raise ValueError(f"Element lanes must be a power of two up to {config.lanes}, "
+                             f"not {element_lanes!r}")
+        self._config = config
+        self._element_lanes = element_lanes
+        self._value_width = value_width
+        super().__init__({
+            "desc": In(stream.Signature(NestDescriptor(config.noc_id_width))),
+            "glb": Out(ReadClient(config)),
+            "o": Out(stream.Signature(TaggedLayout(config.noc_id_width, signed(value_width)))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        per_word = cfg.lanes // self._element_lanes
+        slot_bits = exact_log2(per_word)
+        elem_bits = self._element_lanes * cfg.data_width
+
+        m.submodules.nest = nest = LoopNest(id_width=cfg.noc_id_width)
+        wiring.connect(m, wiring.flipped(self.desc), nest.desc)
+        layout = TaggedLayout(cfg.noc_id_width, signed(self._value_width))
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=layout.size,
+                                                         depth=self.FIFO_DEPTH)
+
+        point = nest.o.payload
+        pending = Signal()                       # a read was granted last cycle
+        pending_slot = Signal(max(slot_bits, 1))
+        pending_row = Signal(cfg.noc_id_width)
+        pending_col = Signal(cfg.noc_id_width)
+        room = Signal()
+        m.d.comb += room.eq(out_fifo.level + pending < self.FIFO_DEPTH)
+        m.d.comb += [
+            self.glb.addr.eq(point.addr[slot_bits:]),
+            self.glb.req.eq(nest.o.valid & room),
+            nest.o.ready.eq(self.glb.grant),
+        ]
+        m.d.sync += pending.eq(self.glb.grant)
+        with m.If(self.glb.grant):
+            m.d.sync += [pending_slot.eq(point.addr[:slot_bits] if slot_bits else 0),
+                         pending_row.eq(point.row), pending_col.eq(point.col)]
+
+        element = Signal(elem_bits)
+        m.d.comb += element.eq(self.glb.data.word_select(pending_slot, elem_bits)
+                               if slot_bits else self.glb.data[:elem_bits])
+        packed = Signal(layout)
+        m.d.comb += [
+            packed.row.eq(pending_row),
+            packed.col.eq(pending_col),
+            packed.data.eq(element.as_signed()),
+            out_fifo.w_data.eq(packed.as_value()),
+            out_fifo.w_en.eq(self.glb.data_valid),
+        ]
+        m.d.comb += [
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
+            self.busy.eq(nest.busy | pending | out_fifo.r_rdy),
+        ]
+        return m

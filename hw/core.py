@@ -1,0 +1,371 @@
+"""Accelerator core: command decoder, global buffer, buffer controllers and the PE array."""
+
+from amaranth import *
+from amaranth.lib import data, enum, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import AccelConfig
+from .buffer_reader import BufferReader
+from .glb import GlobalBuffer
+from .loop_nest import NestDescriptor
+from .output_writer import OutputDescriptor, OutputWriter
+from .pe import PE_COUNTER_NAMES, PECommand, PEError
+from .pe_array import ArrayConfigWrite, PEArray
+
+__all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COUNTER_NAMES",
+           "StreamWord", "AcceleratorCore"]
+
+#: Version of the command/data stream format (docs/stream-format.md).
+STREAM_FORMAT_VERSION = 1
+
+
+class Opcode(enum.Enum, shape=8):
+    """Command opcodes (bits 63:56 of a header word)."""
+    CONFIG = 0x01   # [31:0] n; n array configuration words follow
+    WRITE = 0x02    # [23:0] word address, [47:24] n; n buffer words follow
+    READ = 0x03     # [23:0] word address, [47:24] n; n buffer words go out, last one flagged
+    PASS = 0x04     # [4:0] PassFlag bits; the present descriptors follow in flag order
+    SYNC = 0x05     # wait until idle, then send one SYNC_MARKER word (flagged last) and count it
+
+
+class PassFlag(enum.IntFlag):
+    """Parts of a PASS command (bits of its header)."""
+    PE_CMD = 1      # one word: a PE command broadcast to the enabled PEs
+    FILT = 2        # nest descriptor (5 words) for the filter network
+    IFMAP = 4       # nest descriptor for the ifmap network
+    PSUM = 8        # nest descriptor for the psum network
+    OUTPUT = 16     # output descriptor (2 words)
+
+
+class CoreError(enum.Enum, shape=4):
+    """Error code (sticky until reset). While set, input is discarded so the host never hangs."""
+    NONE = 0
+    BAD_OPCODE = 1
+    PE_ERROR = 2        # a PE rejected a command (see the PE error in the status register)
+    NO_DESTINATION = 3  # a network value matched no PE: a broken mapping
+    TIMEOUT = 4         # nothing moved for ``timeout`` cycles while a command was executing
+    BAD_ADDRESS = 5     # a WRITE or READ beyond the buffer
+
+
+#: Marker word sent for SYNC: ``0x5y_c0`` in the top 16 bits, then the SYNC count in [31:0].
+SYNC_MARKER = 0x5C00 << 48
+
+NEST_WORDS = 5
+OUTPUT_WORDS = 2
+
+CORE_COUNTER_NAMES = (
+    "cycles", "busy_cycles", "stall_in_cycles", "stall_out_cycles",
+) + PE_COUNTER_NAMES + (
+    "glb_filter_reads", "glb_ifmap_reads", "glb_psum_reads", "glb_host_reads",
+    "glb_host_writes", "glb_output_writes",
+    "noc_filter_transfers", "noc_ifmap_transfers", "noc_psum_transfers",
+    "noc_output_transfers", "words_in", "words_out",
+)
+
+
+def StreamWord(width):
+    """Payload of the external streams: ``data`` and ``last`` (AXI4-Stream TLAST)."""
+    return data.StructLayout({"data": width, "last": 1})
+
+
+class AcceleratorCore(wiring.Component):
+    """The accelerator behind its streams: decodes commands and runs passes on the PE array.
+
+    The input stream carries commands (:class:`Opcode`) and their data; the output stream carries
+    buffer contents read by READ commands and SYNC markers. A PASS launches, together, a PE
+    command and the buffer controllers of the pass (filter, ifmap and psum readers walking loop
+    nests over the global buffer into the array's multicast networks, and the output writer taking
+    results from the output network back into the buffer) and completes when all have finished.
+    The stream format is documented in ``docs/stream-format.md``.
+
+    Latency and back-pressure
+    -------------------------
+    Every stream honours back-pressure; the input is only accepted when its word can be used.
+    Errors (:class:`CoreError`) stop command processing and discard input from then on.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StreamWord(stream_width)))
+    o : Out(stream.Signature(StreamWord(stream_width)))
+    busy : Out(1)
+    error : Out(CoreError)
+    pe_error : Out(PEError)
+    sync_count : Out(32)
+        SYNC commands completed.
+    sync_pulse : Out(1)
+        One cycle per completed SYNC (interrupt source).
+    timeout : In(32)
+        Cycles without progress before TIMEOUT (0 disables).
+    clear_counters : In(1)
+    counters : Out(StructLayout({name: counter_width for name in CORE_COUNTER_NAMES}))
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        if PECommand(config).size > config.stream_width:
+            raise ValueError(f"A PE command ({PECommand(config).size} bits) must fit one stream "
+                             f"word ({config.stream_width} bits)")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(StreamWord(config.stream_width))),
+            "o": Out(stream.Signature(StreamWord(config.stream_width))),
+            "busy": Out(1),
+            "error": Out(CoreError),
+            "pe_error": Out(PEError),
+            "sync_count": Out(32),
+            "sync_pulse": Out(1),
+            "timeout": In(32),
+            "clear_counters": In(1),
+            "counters": Out(data.StructLayout({name: config.counter_width
+                                               for name in CORE_COUNTER_NAMES})),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        sw = cfg.stream_width
+        m = Module()
+
+        m.submodules.array = array = PEArray(cfg)
+        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=4, write_clients=2)
+        readers = {
+            "filt": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
+            "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
+            "psum": BufferReader(cfg, element_lanes=cfg.psum_lanes, value_width=cfg.acc_width),
+        }
+        for idx, (name, reader) in enumerate(readers.items()):
+            m.submodules[f"{name}_reader"] = reader
+            wiring.connect(m, reader.glb, glb.rd[idx])
+            wiring.connect(m, reader.o, getattr(array, name))
+        host_rd = glb.rd[3]
+        host_wr = glb.wr[0]
+        m.submodules.writer = writer = OutputWriter(cfg)
+        wiring.connect(m, writer.glb, glb.wr[1])
+        wiring.connect(m, array.out, writer.i)
+
+        word = self.i.payload.data
+        header_op = word[56:64]
+        count = Signal(24)
+        addr = Signal(24)
+        todo = Signal(5)
+        gather = Signal(NEST_WORDS * sw)
+        gather_index = Signal(range(NEST_WORDS + 1))
+        gather_words = Signal(range(NEST_WORDS + 1))
+        current = Signal(5)         # the PassFlag being gathered / pushed
+        error = self.error
+
+        # the output stream: a small FIFO fed by READ data or the SYNC marker
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=sw + 1, depth=4)
+        m.d.comb += [
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+        read_pending = Signal()
+        read_last_pending = Signal()
+        reads_in_flight = Signal(range(5))
+        m.d.sync += read_pending.eq(host_rd.grant)
+        read_word = Signal(StreamWord(sw))
+        m.d.comb += [read_word.data.eq(host_rd.data), read_word.last.eq(read_last_pending)]
+
+        sub_busy = Signal()
+        m.d.comb += sub_busy.eq(Cat(r.busy for r in readers.values()).any() | writer.busy
+                                | array.busy)
+        needs_input = Signal()
+        activity = Signal()
+        watchdog = Signal(32)
+        state_busy = Signal()
+
+        # descriptor targets
+        nest_layout = NestDescriptor(cfg.noc_id_width)
+        m.d.comb += [
+            array.cmd.payload.eq(gather[:PECommand(cfg).size]),
+            writer.desc.payload.eq(gather[:OutputDescriptor(cfg).size]),
+        ]
+        for reader in readers.values():
+            m.d.comb += reader.desc.payload.eq(gather[:nest_layout.size])
+
+        def leave_on_error():
+            # any error ends the command being executed (overrides the state's own choice)
+            with m.If(error != CoreError.NONE):
+                m.next = "ERROR"
+
+        with m.FSM(name="decoder") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [count.eq(word[24:48]), addr.eq(word[:24])]
+                    with m.Switch(header_op):
+                        with m.Case(Opcode.CONFIG):
+                            m.d.sync += count.eq(word[:32])
+                            m.next = "CONFIG"
+                        with m.Case(Opcode.WRITE):
+                            m.next = "WRITE"
+                        with m.Case(Opcode.READ):
+                            m.next = "READ"
+                        with m.Case(Opcode.PASS):
+                            m.d.sync += todo.eq(word[:5])
+                            m.next = "PASS_NEXT"
+                        with m.Case(Opcode.SYNC):
+                            m.next = "SYNC"
+                        with m.Default():
+                            m.d.sync += error.eq(CoreError.BAD_OPCODE)
+                            m.next = "ERROR"
+                leave_on_error()
+            with m.State("CONFIG"):
+                with m.If(count == 0):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += [
+                        needs_input.eq(1),
+                        array.cfg.valid.eq(self.i.valid),
+                        array.cfg.payload.eq(word[:ArrayConfigWrite(cfg).size]),
+                        self.i.ready.eq(array.cfg.ready),
+                    ]
+                    with m.If(self.i.valid & array.cfg.ready):
+                        m.d.sync += count.eq(count - 1)
+                leave_on_error()
+            with m.State("WRITE"):
+                with m.If(count == 0):
+                    m.next = "IDLE"
+                with m.Elif(addr >= cfg.glb_words):
+                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.comb += [
+                        needs_input.eq(1),
+                        host_wr.addr.eq(addr),
+                        host_wr.data.eq(word),
+                        host_wr.mask.eq(-1),
+                        host_wr.req.eq(self.i.valid),
+                        self.i.ready.eq(host_wr.grant),
+                    ]
+                    with m.If(host_wr.grant):
+                        m.d.sync += [count.eq(count - 1), addr.eq(addr + 1)]
+                leave_on_error()
+            with m.State("READ"):
+                # issue reads while the output FIFO is sure to have room
+                room = out_fifo.level + reads_in_flight < 4
+                with m.If((count == 0) & ~read_pending):
+                    m.next = "IDLE"
+                with m.Elif((count != 0) & (addr >= cfg.glb_words)):
+                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.comb += [
+                        host_rd.addr.eq(addr),
+                        host_rd.req.eq((count != 0) & room),
+                    ]
+                    with m.If(host_rd.grant):
+                        m.d.sync += [count.eq(count - 1), addr.eq(addr + 1),
+                                     read_last_pending.eq(count == 1)]
+                leave_on_error()
+            with m.State("PASS_NEXT"):
+                # pick the lowest flag still to do and how many words it takes
+                with m.If(todo == 0):
+                    m.next = "PASS_WAIT"
+                with m.Else():
+                    for flag, words in reversed([(PassFlag.PE_CMD, 1), (PassFlag.FILT, NEST_WORDS),
+                                                 (PassFlag.IFMAP, NEST_WORDS),
+                                                 (PassFlag.PSUM, NEST_WORDS),
+                                                 (PassFlag.OUTPUT, OUTPUT_WORDS)]):
+                        with m.If(todo & flag):
+                            m.d.sync += [current.eq(flag), gather_words.eq(words)]
+                    m.d.sync += [gather_index.eq(0), gather.eq(0)]
+                    m.next = "PASS_GATHER"
+                leave_on_error()
+            with m.State("PASS_GATHER"):
+                m.d.comb += [needs_input.eq(1), self.i.ready.eq(1)]
+                with m.If(self.i.valid):
+                    with m.Switch(gather_index):
+                        for k in range(NEST_WORDS):
+                            with m.Case(k):
+                                m.d.sync += gather.word_select(k, sw).eq(word)
+                    m.d.sync += gather_index.eq(gather_index + 1)
+                    with m.If(gather_index == gather_words - 1):
+                        m.next = "PASS_PUSH"
+                leave_on_error()
+            with m.State("PASS_PUSH"):
+                targets = [(PassFlag.PE_CMD, array.cmd), (PassFlag.FILT, readers["filt"].desc),
+                           (PassFlag.IFMAP, readers["ifmap"].desc),
+                           (PassFlag.PSUM, readers["psum"].desc), (PassFlag.OUTPUT, writer.desc)]
+                for flag, target in targets:
+                    with m.If(current == flag):
+                        m.d.comb += target.valid.eq(1)
+                        with m.If(target.ready):
+                            m.d.sync += todo.eq(todo & ~current)
+                            m.next = "PASS_NEXT"
+                leave_on_error()
+            with m.State("PASS_WAIT"):
+                with m.If(~sub_busy):
+                    m.next = "IDLE"
+                leave_on_error()
+            with m.State("SYNC"):
+                with m.If(~sub_busy & out_fifo.w_rdy & ~read_pending):
+                    m.d.comb += [
+                        out_fifo.w_en.eq(1),
+                        out_fifo.w_data.eq(Cat(Const(SYNC_MARKER, sw) | self.sync_count, 1)),
+                        self.sync_pulse.eq(1),
+                    ]
+                    m.d.sync += self.sync_count.eq(self.sync_count + 1)
+                    m.next = "IDLE"
+                leave_on_error()
+            with m.State("ERROR"):
+                m.d.comb += self.i.ready.eq(1)   # discard everything: the host never blocks
+
+        # READ data into the output FIFO
+        m.d.sync += reads_in_flight.eq(host_rd.grant)
+        with m.If(read_pending):
+            m.d.comb += [out_fifo.w_en.eq(1), out_fifo.w_data.eq(read_word.as_value())]
+
+        # errors from the array and the watchdog
+        with m.If(error == CoreError.NONE):
+            with m.If(array.error != PEError.NONE):
+                m.d.sync += [error.eq(CoreError.PE_ERROR), self.pe_error.eq(array.error)]
+            with m.Elif(array.dropped):
+                m.d.sync += error.eq(CoreError.NO_DESTINATION)
+            with m.Elif((self.timeout != 0) & (watchdog >= self.timeout)):
+                m.d.sync += error.eq(CoreError.TIMEOUT)
+
+        m.d.comb += activity.eq(
+            (self.i.valid & self.i.ready) | (self.o.valid & self.o.ready)
+            | Cat((getattr(array, n).valid & getattr(array, n).ready)
+                  for n in ("cfg", "cmd", "filt", "ifmap", "psum")).any()
+            | (array.out.valid & array.out.ready))
+        m.d.comb += state_busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("ERROR"))
+        with m.If(activity | ~state_busy):
+            m.d.sync += watchdog.eq(0)
+        with m.Elif(watchdog != 0xFFFFFFFF):
+            m.d.sync += watchdog.eq(watchdog + 1)
+        m.d.comb += self.busy.eq(state_busy | sub_busy | self.o.valid)
+
+        # counters
+        cnt = self.counters
+        events = {
+            "cycles": C(1),
+            "busy_cycles": self.busy,
+            "stall_in_cycles": needs_input & ~self.i.valid,
+            "stall_out_cycles": self.o.valid & ~self.o.ready,
+            "glb_filter_reads": glb.rd[0].grant,
+            "glb_ifmap_reads": glb.rd[1].grant,
+            "glb_psum_reads": glb.rd[2].grant,
+            "glb_host_reads": glb.rd[3].grant,
+            "glb_host_writes": glb.wr[0].grant,
+            "glb_output_writes": glb.wr[1].grant,
+            "noc_filter_transfers": array.filt.valid & array.filt.ready,
+            "noc_ifmap_transfers": array.ifmap.valid & array.ifmap.ready,
+            "noc_psum_transfers": array.psum.valid & array.psum.ready,
+            "noc_output_transfers": array.out.valid & array.out.ready,
+            "words_in": self.i.valid & self.i.ready,
+            "words_out": self.o.valid & self.o.ready,
+        }
+        for name in CORE_COUNTER_NAMES:
+            if name in PE_COUNTER_NAMES:
+                m.d.comb += cnt[name].eq(array.totals[name])
+                continue
+            with m.If(self.clear_counters):
+                m.d.sync += cnt[name].eq(0)
+            with m.Elif(events[name]):
+                m.d.sync += cnt[name].eq(cnt[name] + 1)
+        m.d.comb += array.clear_totals.eq(self.clear_counters)
+        return m

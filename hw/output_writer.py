@@ -1,0 +1,163 @@
+"""Output path: psums from the global output network, requantised or raw, into the buffer."""
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for, exact_log2
+
+from ..config import AccelConfig
+from .gather import SourcedLayout
+from .glb import WriteClient
+from .loop_nest import ADDR_WIDTH
+
+__all__ = ["OutputDescriptor", "OutputWriter"]
+
+
+def OutputDescriptor(config):
+    """Layout of an output-path job.
+
+    ``count`` values are taken from the output network. The ``n``-th value from source PE
+    ``(r, c)`` goes to element ``base + r*row_step + c*col_step + n``. With ``final`` set, the
+    value is requantised (rounding shift by ``shift``, saturation to ``data_width``, ReLU if
+    ``relu``) and stored as a data element (one lane); otherwise it is stored raw as a psum
+    element (``psum_lanes`` lanes), to come back later through the psum network.
+    """
+    return data.StructLayout({
+        "count": 24,
+        "base": ADDR_WIDTH,
+        "row_step": ADDR_WIDTH,
+        "col_step": ADDR_WIDTH,
+        "shift": bits_for(config.acc_width - 1),
+        "relu": 1,
+        "final": 1,
+    })
+
+
+class OutputWriter(wiring.Component):
+    """Writes output-network values into the global buffer, per source in arrival order.
+
+    Sources are interleaved on the output network in any order; a per-source counter gives each
+    value its place. Requantisation follows the numeric contract: ``y = (acc >> shift) +
+    bit(shift - 1)`` for ``shift > 0``, saturated to the signed ``data_width`` range, then ReLU.
+
+    Latency and back-pressure
+    -------------------------
+    Two register stages (address/requantise, write); one value per cycle. ``i.ready`` falls when
+    the write stage waits for its bank, so nothing is lost. ``busy`` is high from accepting a
+    descriptor until its ``count`` values are written.
+
+    Attributes
+    ----------
+    desc : In(stream.Signature(OutputDescriptor(config)))
+    i : In(stream.Signature(SourcedLayout(rows, cols, signed(acc_width))))
+    glb : Out(WriteClient(config))
+    busy : Out(1)
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "desc": In(stream.Signature(OutputDescriptor(config))),
+            "i": In(stream.Signature(SourcedLayout(config.rows, config.cols,
+                                                   signed(config.acc_width)))),
+            "glb": Out(WriteClient(config)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        dw, aw = cfg.data_width, cfg.acc_width
+        job = Signal(OutputDescriptor(cfg))
+        remaining = Signal(24)
+        active = Signal()
+        m.d.comb += self.desc.ready.eq(~active)
+        with m.If(self.desc.valid & ~active):
+            m.d.sync += [job.eq(self.desc.payload), remaining.eq(self.desc.payload.count),
+                         active.eq(self.desc.payload.count != 0)]
+
+        counts = Array(Signal(24, name=f"count_{r}_{c}")
+                       for r in range(cfg.rows) for c in range(cfg.cols))
+        with m.If(self.desc.valid & ~active):
+            for cnt in counts:
+                m.d.sync += cnt.eq(0)
+
+        # stage 1: address and value
+        s1_valid = Signal()
+        s1_addr = Signal(ADDR_WIDTH)
+        s1_value = Signal(signed(aw))
+        s1_final = Signal()
+        write_stall = Signal()
+        src = self.i.payload
+        index = Signal(range(cfg.num_pes))
+        m.d.comb += index.eq(src.row * cfg.cols + src.col)
+        take = Signal()
+        m.d.comb += [
+            take.eq(self.i.valid & active & (remaining != 0) & ~write_stall),
+            self.i.ready.eq(take),
+        ]
+
+        # requantisation (combinational on the incoming value)
+        acc = src.data
+        shift = job.shift
+        shifted = Signal(signed(aw + 1))
+        round_bit = Signal()
+        m.d.comb += [
+            shifted.eq(acc >> shift),
+            round_bit.eq(Mux(shift == 0, 0, (acc >> (shift - 1)[:len(shift)])[0])),
+        ]
+        rounded = Signal(signed(aw + 1))
+        m.d.comb += rounded.eq(shifted + round_bit)
+        lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+        saturated = Signal(signed(dw))
+        with m.If(rounded > hi):
+            m.d.comb += saturated.eq(hi)
+        with m.Elif(rounded < lo):
+            m.d.comb += saturated.eq(lo)
+        with m.Else():
+            m.d.comb += saturated.eq(rounded)
+        final_value = Signal(signed(dw))
+        m.d.comb += final_value.eq(Mux(job.relu & saturated[-1], 0, saturated))
+
+        with m.If(~write_stall):
+            m.d.sync += s1_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [
+                s1_addr.eq(job.base + src.row * job.row_step + src.col * job.col_step
+                           + counts[index]),
+                s1_value.eq(Mux(job.final, final_value, acc)),
+                s1_final.eq(job.final),
+                counts[index].eq(counts[index] + 1),
+                remaining.eq(remaining - 1),
+            ]
+
+        # stage 2: the buffer write (data replicated to every slot, mask picks the slot)
+        data_slots = cfg.lanes
+        psum_slots = cfg.lanes // cfg.psum_lanes
+        data_word = Cat(s1_value[:dw] for _ in range(data_slots))
+        psum_bits = cfg.psum_lanes * dw
+        extended = (Cat(s1_value, s1_value[-1].replicate(psum_bits - aw))
+                    if psum_bits > aw else s1_value[:psum_bits])
+        psum_word = Cat(extended for _ in range(psum_slots))
+        data_bits = exact_log2(data_slots)
+        psum_bits_n = exact_log2(psum_slots)
+        mask = Signal(cfg.lanes)
+        with m.If(s1_final):
+            m.d.comb += mask.eq(1 << (s1_addr[:data_bits] if data_bits else 0))
+            m.d.comb += [self.glb.addr.eq(s1_addr[data_bits:]), self.glb.data.eq(data_word)]
+        with m.Else():
+            slot = s1_addr[:psum_bits_n] if psum_bits_n else C(0, 1)
+            lane_mask = (1 << cfg.psum_lanes) - 1
+            m.d.comb += mask.eq(lane_mask << (slot * cfg.psum_lanes))
+            m.d.comb += [self.glb.addr.eq(s1_addr[psum_bits_n:]), self.glb.data.eq(psum_word)]
+        m.d.comb += [
+            self.glb.mask.eq(mask),
+            self.glb.req.eq(s1_valid),
+            write_stall.eq(s1_valid & ~self.glb.grant),
+        ]
+        with m.If(active & (remaining == 0) & ~s1_valid):
+            m.d.sync += active.eq(0)
+        m.d.comb += self.busy.eq(active)
+        return m
