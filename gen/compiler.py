@@ -1,0 +1,447 @@
+"""Layer compiler: maps a CNN layer onto the accelerator and emits its command/data stream.
+
+The mapping rule is deliberately simple (the optimising mapper is separate work): one
+row-stationary PE set is ``R`` PE rows by ``e`` columns (``e`` output rows of a strip); ``t``
+copies of the set are stacked down the array, each holding different filters (they share every
+ifmap value by multicast). Each PE interleaves ``p`` filters and ``q`` channels within its spads.
+Channels beyond ``q`` are processed in further passes whose psums spill to the global buffer
+and come back through the psum network; the first pass starts from the bias.
+
+Numbers in the stream follow ``docs/stream-format.md``. numpy only.
+"""
+
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+
+from ..sim.nest_model import Nest
+
+__all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
+           "unpack_outputs"]
+
+OP_CONFIG, OP_WRITE, OP_READ, OP_PASS, OP_SYNC = 0x01, 0x02, 0x03, 0x04, 0x05
+F_PE_CMD, F_FILT, F_IFMAP, F_PSUM, F_OUTPUT = 1, 2, 4, 8, 16
+PE_LOAD, PE_RUN, PE_CLEAR = 0, 1, 2
+PSUM_GIN, PSUM_BELOW, PSUM_ZERO = 0, 1, 2
+T_PE_MODE, T_FILT_ROW, T_FILT_COL, T_IFMAP_ROW, T_IFMAP_COL, T_PSUM_ROW, T_PSUM_COL = range(7)
+
+
+class LayerError(ValueError):
+    """The configuration cannot run this layer; the message names the limit."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A CONV (or FC: ``R = H``, ``S = W``) layer; ``H``, ``W`` before padding."""
+    N: int
+    C: int
+    M: int
+    H: int
+    W: int
+    R: int
+    S: int
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1
+    relu: bool = False
+    out_shift: int = 0
+
+    @property
+    def Hp(self):
+        return self.H + 2 * self.pad
+
+    @property
+    def Wp(self):
+        return self.W + 2 * self.pad
+
+    @property
+    def E(self):
+        return (self.Hp - self.R) // self.stride + 1
+
+    @property
+    def F(self):
+        return (self.Wp - self.S) // self.stride + 1
+
+    @property
+    def macs(self):
+        return self.N * self.M * self.E * self.F * (self.C // self.groups) * self.R * self.S
+
+    def validate(self):
+        for name in ("N", "C", "M", "H", "W", "R", "S", "stride", "groups"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise LayerError(f"Layer field '{name}' must be a positive integer, not {value!r}")
+        if not isinstance(self.pad, int) or self.pad < 0:
+            raise LayerError(f"Layer field 'pad' must be a non-negative integer, not {self.pad!r}")
+        if self.C % self.groups or self.M % self.groups:
+            raise LayerError(f"Layer C={self.C} and M={self.M} must be divisible by "
+                             f"groups={self.groups}")
+        if self.E < 1 or self.F < 1:
+            raise LayerError(f"Layer filter {self.R}x{self.S} is larger than the padded input "
+                             f"{self.Hp}x{self.Wp}")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Row-stationary mapping parameters (names as in the Eyeriss papers)."""
+    e: int          # output rows per strip (PE set width)
+    t: int          # PE sets stacked down the array (different filters)
+    p: int          # filters per PE
+    q: int          # channels per PE
+    n: int          # images per pass
+    active_pes: int
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+@dataclass
+class CompiledLayer:
+    """The stream words for a layer and how to find the outputs in what comes back."""
+    layer: Layer
+    mapping: Mapping
+    words: list = field(default_factory=list)
+    # (group, n0, nn, strip e0, ee, m0 within group, filters per set p, sets t, out word count)
+    reads: list = field(default_factory=list)
+    passes: int = 0
+
+
+def _check_fits(config, layer):
+    if layer.R > config.rows:
+        raise LayerError(f"Filter height R={layer.R} exceeds the array height rows={config.rows}")
+    if layer.S > config.ifmap_spad_depth:
+        raise LayerError(f"Filter width S={layer.S} exceeds ifmap_spad_depth="
+                         f"{config.ifmap_spad_depth}")
+    if layer.S > config.filter_spad_depth:
+        raise LayerError(f"Filter width S={layer.S} exceeds filter_spad_depth="
+                         f"{config.filter_spad_depth}")
+    if layer.stride > config.max_stride:
+        raise LayerError(f"Stride {layer.stride} exceeds max_stride={config.max_stride}")
+    if layer.F > config.max_ofmap_width:
+        raise LayerError(f"Output width F={layer.F} exceeds max_ofmap_width="
+                         f"{config.max_ofmap_width}")
+    if layer.out_shift and not 0 < layer.out_shift < config.acc_width:
+        raise LayerError(f"out_shift={layer.out_shift} must be below acc_width="
+                         f"{config.acc_width}")
+
+
+def _buffer_words(config, layer, e, n, q, p, t):
+    """Global-buffer words a pass needs (ifmap, psum x2, output, bias) and filter words."""
+    lanes, ppw = config.lanes, config.lanes // config.psum_lanes
+    rows_in = (e - 1) * layer.stride + layer.R
+    ifmap = math.ceil(n * q * rows_in * layer.Wp / lanes)
+    row_step = math.ceil(e * n * layer.F * p / layer.R)
+    psum_elems = t * layer.R * row_step
+    psum = math.ceil(psum_elems / ppw)
+    out = math.ceil(psum_elems / lanes)
+    bias = math.ceil(p * t / ppw)
+    filters = math.ceil(t * layer.R * p * q * layer.S / lanes)
+    return ifmap + 2 * psum + out + bias, filters
+
+
+def plan_mapping(config, layer):
+    """The simple-rule mapping of ``layer``; raises :class:`LayerError` naming a broken limit."""
+    layer.validate()
+    _check_fits(config, layer)
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    q = max(1, min(cg, config.ifmap_spad_depth // layer.S,
+                   config.filter_spad_depth // layer.S))
+    t = max(1, min(config.rows // layer.R, mg))
+    p = max(1, min(math.ceil(mg / t), config.psum_spad_depth,
+                   config.filter_spad_depth // (q * layer.S)))
+    e = min(layer.E, config.cols)
+    while e > 1 and (e - 1) * layer.stride + layer.R > (1 << config.noc_id_width):
+        e -= 1
+    n = layer.N
+    data_words = config.glb_banks * config.glb_bank_depth
+    filter_words = config.glb_filter_banks * config.glb_bank_depth
+    while True:
+        need, fneed = _buffer_words(config, layer, e, n, q, p, t)
+        if need <= data_words and fneed <= filter_words:
+            break
+        if fneed > filter_words and p > 1:
+            p = max(1, p // 2)
+        elif fneed > filter_words and t > 1:
+            t -= 1
+        elif fneed > filter_words and q > 1:
+            q = max(1, q // 2)
+        elif n > 1:
+            n = max(1, n // 2)
+        elif e > 1:
+            e = max(1, e // 2)
+        elif p > 1:
+            p = max(1, p // 2)
+        elif q > 1:
+            q = max(1, q // 2)
+        else:
+            raise LayerError(
+                f"Layer does not fit the global buffer: one output row needs {need} of "
+                f"{data_words} data words and {fneed} of {filter_words} filter words")
+    return Mapping(e=e, t=t, p=p, q=q, n=n, active_pes=t * layer.R * e)
+
+
+def _pack_fields(fields):
+    """Pack ``[(value, width), ...]`` low bits first into an int."""
+    out, shift = 0, 0
+    for value, width in fields:
+        out |= (int(value) & ((1 << width) - 1)) << shift
+        shift += width
+    return out
+
+
+def _words(value, count, width=64):
+    mask = (1 << width) - 1
+    return [(value >> (width * k)) & mask for k in range(count)]
+
+
+def _bits_for(n):
+    return max(1, int(n).bit_length())
+
+
+class _Emitter:
+    def __init__(self, config):
+        self.c = config
+        self.words = []
+
+    def header(self, op, low):
+        self.words.append((op << 56) | low)
+
+    def config(self, writes):
+        c = self.c
+        rb, cb = _bits_for(c.rows - 1), _bits_for(c.cols - 1)
+        vw = max(c.noc_id_width, 3)
+        self.header(OP_CONFIG, len(writes))
+        for target, row, col, value in writes:
+            self.words.append(_pack_fields([(target, 4), (row, rb), (col, cb), (value, vw)]))
+
+    def write(self, word_addr, words):
+        words = [int(w) for w in words]
+        if words:
+            self.header(OP_WRITE, word_addr | (len(words) << 24))
+            self.words += words
+
+    def read(self, word_addr, count):
+        self.header(OP_READ, word_addr | (count << 24))
+
+    def pe_command(self, op, *, s=1, p=1, q=1, stride=1, width=1, rows=0, psum_in_en=1,
+                   window=1):
+        c = self.c
+        return _pack_fields([
+            (op, 2), (s, _bits_for(c.ifmap_spad_depth)), (p, _bits_for(c.psum_spad_depth)),
+            (q, _bits_for(c.ifmap_spad_depth)), (stride, _bits_for(c.max_stride)),
+            (width, _bits_for(c.max_ofmap_width)), (rows, 16), (psum_in_en, 1),
+            (window, _bits_for(c.ifmap_spad_depth))])
+
+    def nest_words(self, nest):
+        idw = self.c.noc_id_width
+        f = nest.as_fields(idw)
+        fields = [(f["base"], 24), (f["row"], idw), (f["col"], idw)]
+        for lv in f["levels"]:
+            fields += [(lv["count"], 16), (lv["addr_step"], 24), (lv["row_step"], idw),
+                       (lv["col_step"], idw)]
+        return _words(_pack_fields(fields), 5)
+
+    def output_words(self, *, count, base, row_step, col_step, shift, relu, final):
+        fields = [(count, 24), (base, 24), (row_step, 24), (col_step, 24),
+                  (shift, _bits_for(self.c.acc_width - 1)), (relu, 1), (final, 1)]
+        return _words(_pack_fields(fields), 2)
+
+    def run_pass(self, *, pe_cmd=None, filt=None, ifmap=None, psum=None, output=None):
+        flags = 0
+        body = []
+        if pe_cmd is not None:
+            flags |= F_PE_CMD
+            body.append(pe_cmd)
+        for flag, nest in ((F_FILT, filt), (F_IFMAP, ifmap), (F_PSUM, psum)):
+            if nest is not None:
+                flags |= flag
+                body += self.nest_words(nest)
+        if output is not None:
+            flags |= F_OUTPUT
+            body += output
+        self.header(OP_PASS, flags)
+        self.words += body
+
+    def sync(self):
+        self.header(OP_SYNC, 0)
+
+
+def _pack_values(values, width, per_word):
+    """Pack signed values ``width`` bits each, ``per_word`` per 64-bit word (zero padded)."""
+    values = [int(v) & ((1 << width) - 1) for v in values]
+    values += [0] * (-len(values) % per_word)
+    return [_pack_fields([(v, width) for v in values[k:k + per_word]])
+            for k in range(0, len(values), per_word)]
+
+
+def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
+    """Command/data stream words for ``layer`` with these tensors.
+
+    ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
+    Returns a :class:`CompiledLayer`; the accelerator's output stream is decoded with
+    :func:`unpack_outputs`.
+    """
+    layer.validate()
+    mp = mapping or plan_mapping(config, layer)
+    c = config
+    dw, aw = c.data_width, c.acc_width
+    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
+    psum_elem_bits = c.psum_lanes * dw
+    R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    padded = np.pad(np.asarray(ifmap, dtype=np.int64),
+                    ((0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad)))
+    weights = np.asarray(weights, dtype=np.int64)
+    bias = np.asarray(bias, dtype=np.int64)
+    em = _Emitter(c)
+    out = CompiledLayer(layer=layer, mapping=mp)
+    filter_base_word = c.glb_banks * c.glb_bank_depth
+
+    configured = None
+    for g in range(layer.groups):
+        for n0 in range(0, layer.N, mp.n):
+            nn = min(mp.n, layer.N - n0)
+            for e0 in range(0, layer.E, mp.e):
+                ee = min(mp.e, layer.E - e0)
+                rows_in = (ee - 1) * U + R
+                h0 = e0 * U
+                for m0 in range(0, mg, mp.p * mp.t):
+                    rem = min(mp.p * mp.t, mg - m0)
+                    t = min(mp.t, math.ceil(rem / mp.p))
+                    p = math.ceil(rem / t)
+                    # buffer layout (word addresses) for this strip / filter block
+                    row_step = math.ceil(ee * nn * F * p / R)
+                    set_elems = R * row_step
+                    psum_words = math.ceil(t * set_elems / ppw)
+                    psum_a, psum_b = 0, psum_words
+                    out_word = 2 * psum_words
+                    out_words = math.ceil(t * set_elems / lanes)
+                    bias_word = out_word + out_words
+                    ifmap_word = bias_word + math.ceil(t * p / ppw)
+                    # array configuration for this shape of pass
+                    shape = (t, ee)
+                    if shape != configured:
+                        writes = []
+                        for r in range(c.rows):
+                            v, i = divmod(r, R)
+                            used_row = v < t
+                            writes += [(T_FILT_ROW, r, 0, r), (T_IFMAP_ROW, r, 0, 0),
+                                       (T_PSUM_ROW, r, 0, r)]
+                            for col in range(c.cols):
+                                used = used_row and col < ee
+                                src = PSUM_GIN if i == R - 1 else PSUM_BELOW
+                                writes += [
+                                    (T_PE_MODE, r, col, int(used) | ((src if used else PSUM_ZERO)
+                                                                     << 1)),
+                                    (T_FILT_COL, r, col, 0),
+                                    (T_IFMAP_COL, r, col, (i + col * U) if used else 0),
+                                    (T_PSUM_COL, r, col, col),
+                                ]
+                        em.config(writes)
+                        configured = shape
+                    # bias of these filters (zero for filters past the end), as psums
+                    b = np.zeros(t * p, dtype=np.int64)
+                    fidx = g * mg + m0 + np.arange(t * p)
+                    ok = (m0 + np.arange(t * p)) < mg
+                    b[ok] = bias[fidx[ok]]
+                    em.write(bias_word, _pack_values(b, psum_elem_bits, ppw))
+                    chunks = list(range(0, cg, mp.q))
+                    src_word = None
+                    for ci, c0 in enumerate(chunks):
+                        q = min(mp.q, cg - c0)
+                        last_chunk = ci == len(chunks) - 1
+                        # filters: per physical row (set v, filter row i): s, channel, filter
+                        fvals = []
+                        for v in range(t):
+                            for i in range(R):
+                                for s_ in range(S):
+                                    for cc in range(q):
+                                        for k in range(p):
+                                            m = m0 + v * p + k
+                                            fvals.append(weights[g * mg + m, c0 + cc, i, s_]
+                                                         if m < mg else 0)
+                        em.write(filter_base_word, _pack_values(fvals, dw, lanes))
+                        run_args = dict(s=S, p=p, q=q, stride=U, width=F)
+                        em.run_pass(
+                            pe_cmd=em.pe_command(PE_LOAD, **run_args),
+                            filt=Nest(base=filter_base_word * lanes, levels=[
+                                (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
+                        # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
+                        block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
+                                       h0:h0 + rows_in, :]
+                        em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+                        base = ifmap_word * lanes
+                        # a PE takes exactly (F-1)*U + S positions per row: columns past the
+                        # last window are never sent
+                        row_len = (F - 1) * U + S
+                        if U < R:
+                            ifmap_nest = Nest(base=base, levels=[
+                                (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
+                                (nn, q * rows_in * Wp, 0, 0)])
+                        else:
+                            ifmap_nest = Nest(base=base, levels=[
+                                (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
+                                (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
+                        dst_word = psum_a if ci % 2 == 0 else psum_b
+                        if ci == 0:
+                            psum_nest = Nest(base=bias_word * ppw, row=R - 1, col=0, levels=[
+                                (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0),
+                                (nn, 0, 0, 0)])
+                        else:
+                            psum_nest = Nest(base=src_word * ppw, row=R - 1, col=0, levels=[
+                                (p, 1, 0, 0), (t, set_elems, R, 0), (ee, nn * F * p, 0, 1),
+                                (F, p, 0, 0), (nn, F * p, 0, 0)])
+                        count = nn * F * p * ee * t
+                        if last_chunk:
+                            output = em.output_words(
+                                count=count, base=out_word * lanes, row_step=row_step,
+                                col_step=nn * F * p, shift=layer.out_shift,
+                                relu=int(layer.relu), final=1)
+                        else:
+                            output = em.output_words(
+                                count=count, base=dst_word * ppw, row_step=row_step,
+                                col_step=nn * F * p, shift=0, relu=0, final=0)
+                        em.run_pass(
+                            pe_cmd=em.pe_command(PE_RUN, rows=nn,
+                                                 window=c.ifmap_spad_depth // q, **run_args),
+                            ifmap=ifmap_nest, psum=psum_nest, output=output)
+                        out.passes += 1
+                        src_word = dst_word
+                    em.read(out_word, out_words)
+                    out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
+                                          row_step=row_step, words=out_words))
+    em.sync()
+    out.words = em.words
+    return out
+
+
+def unpack_outputs(config, compiled, words):
+    """The (N, M, E, F) ofmap from the accelerator's output words (READ data, then SYNC)."""
+    layer = compiled.layer
+    lanes, dw = config.lanes, config.data_width
+    ofmap = np.zeros((layer.N, layer.M, layer.E, layer.F), dtype=np.int64)
+    mg = layer.M // layer.groups
+    pos = 0
+    for rd in compiled.reads:
+        chunk = words[pos:pos + rd["words"]]
+        pos += rd["words"]
+        values = []
+        for w in chunk:
+            for k in range(lanes):
+                v = (int(w) >> (k * dw)) & ((1 << dw) - 1)
+                values.append(v - (1 << dw) if v >> (dw - 1) else v)
+        values = np.array(values, dtype=np.int64)
+        nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
+        for v in range(t):
+            for j in range(ee):
+                start = v * layer.R * rd["row_step"] + j * nn * F * p
+                seg = values[start:start + nn * F * p].reshape(nn, F, p)
+                for k in range(p):
+                    m = rd["m0"] + v * p + k
+                    if m < mg:
+                        ofmap[rd["n0"]:rd["n0"] + nn, rd["group"] * mg + m,
+                              rd["e0"] + j, :] = seg[:, :, k]
+    if pos != len(words) - 1:
+        raise ValueError(f"Expected {pos} output words and a SYNC marker, got {len(words)} words")
+    return ofmap
