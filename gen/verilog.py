@@ -13,24 +13,26 @@ from amaranth.hdl import Fragment, Value
 from amaranth.lib import data, wiring
 
 from ..config import AccelConfig
+from ..hw.core import STREAM_FORMAT_VERSION
 from ..hw.pe import PECommand, PECounters, PEError, PEOp, ProcessingElement
 
 __all__ = ["build_top", "convert", "manifest", "generate", "DEFAULT_TOP_NAME"]
 
 #: Name of the top-level Verilog module unless ``name`` is given.
-DEFAULT_TOP_NAME = "rsaccel_pe"
+DEFAULT_TOP_NAME = "rsaccel"
 #: Version of the manifest format (bumped on incompatible changes).
 MANIFEST_VERSION = 1
 
 
 def _blocks():
+    from ..hw.accelerator import Accelerator
     from ..hw.pe_array import PEArray
-    return {"pe": ProcessingElement, "array": PEArray}
+    return {"accelerator": Accelerator, "pe": ProcessingElement, "array": PEArray}
 
 
-#: Blocks that can be generated as a top level (the default is the largest finished one).
-BLOCKS = ("pe", "array")
-DEFAULT_BLOCK = "pe"
+#: Blocks that can be generated as a top level (``accelerator`` is the whole design).
+BLOCKS = ("accelerator", "pe", "array")
+DEFAULT_BLOCK = "accelerator"
 
 
 def build_top(config, block=DEFAULT_BLOCK):
@@ -114,6 +116,8 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
             "cmd": _layout_fields(PECommand(config)),
             "pe_counters": _layout_fields(PECounters(config)),
         },
+        "stream_format_version": STREAM_FORMAT_VERSION,
+        "registers": top.register_map if hasattr(top, "register_map") else [],
         "enums": {
             "op": {member.name: member.value for member in PEOp},
             "error": {member.name: member.value for member in PEError},

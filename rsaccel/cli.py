@@ -69,11 +69,11 @@ def build_parser():
                           + ", ".join(AccelConfig.field_names()))
     gen.add_argument("-o", "--output", required=True, metavar="DIR",
                      help="output directory (created if missing)")
-    gen.add_argument("--name", default="rsaccel_pe",
-                     help="name of the top-level Verilog module (default: rsaccel_pe)")
-    gen.add_argument("--block", choices=["pe", "array"], default="pe",
-                     help="which block is the top level (default: pe; the full accelerator "
-                          "top level is not finished yet)")
+    gen.add_argument("--name", default="rsaccel",
+                     help="name of the top-level Verilog module (default: rsaccel)")
+    gen.add_argument("--block", choices=["accelerator", "pe", "array"], default="accelerator",
+                     help="which block is the top level (default: accelerator, the whole "
+                          "design; pe and array emit those blocks alone)")
     gen.set_defaults(func=_cmd_generate)
     return parser
 

@@ -14,15 +14,15 @@ def test_generate_is_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "nested" / "b"
     assert main(["generate", "--preset", "tiny", "--set", "rows=2", "-o", str(a)]) == 0
     assert main(["generate", "--preset", "tiny", "--set", "rows=2", "-o", str(b)]) == 0
-    for name in ("rsaccel_pe.v", "manifest.json"):
+    for name in ("rsaccel.v", "manifest.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    text = (a / "rsaccel_pe.v").read_text()
-    assert "module rsaccel_pe(" in text
+    text = (a / "rsaccel.v").read_text()
+    assert "module rsaccel(" in text
     assert str(tmp_path) not in text and "/work" not in text
 
 
 def test_manifest_contents(tmp_path):
-    assert main(["generate", "--preset", "tiny", "--set", "zero_gating=false",
+    assert main(["generate", "--preset", "tiny", "--set", "zero_gating=false", "--block", "pe",
                  "--name", "my_pe", "-o", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["top"] == "my_pe"
@@ -65,3 +65,15 @@ def test_console_script_exit_status(tmp_path):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"rsaccel {__version__}"
+
+
+def test_accelerator_manifest(tmp_path):
+    assert main(["generate", "--preset", "tiny", "-o", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["s_axis_tdata"] == {"name": "s_axis_tdata", "direction": "input", "width": 64}
+    assert ports["m_axis_tlast"]["direction"] == "output"
+    assert ports["s_axil_rdata"]["width"] == 32 and ports["irq"]["direction"] == "output"
+    regs = {r["name"]: r for r in manifest["registers"]}
+    assert regs["control"]["offset"] == 0 and regs["macs"]["access"] == "ro"
+    assert manifest["stream_format_version"] == 1

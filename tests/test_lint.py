@@ -13,8 +13,8 @@ from rsaccel.sim.cocotb_tb.runner import ensure_verilator_on_path, waiver_file
 @pytest.fixture(scope="module", params=["tiny", "eyeriss"])
 def verilog_file(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"lint-{request.param}")
-    generate(preset(request.param), out, name="rsaccel_pe")
-    return out / "rsaccel_pe.v"
+    generate(preset(request.param), out, name="rsaccel")
+    return out / "rsaccel.v"
 
 
 def test_verilator_lint_wall(verilog_file):

@@ -1,0 +1,106 @@
+"""Host runtime: run a layer on the generated accelerator in simulation and decode the result.
+
+``run_layer`` maps and compiles the layer (:mod:`rsaccel.gen.compiler`), streams it through the
+accelerator's Verilog under cocotb (Verilator or Icarus; one build per configuration, reused),
+reads the performance counters over AXI4-Lite and returns the ofmap with everything measured.
+"""
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..gen.compiler import Layer, LayerError, compile_layer, plan_mapping, unpack_outputs
+
+__all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "CORE_ERRORS"]
+
+#: Core error codes (rsaccel.hw.core.CoreError) by value.
+CORE_ERRORS = {0: "NONE", 1: "BAD_OPCODE", 2: "PE_ERROR", 3: "NO_DESTINATION", 4: "TIMEOUT",
+               5: "BAD_ADDRESS"}
+
+
+class AcceleratorError(RuntimeError):
+    """The accelerator reported an error (or produced no result) while running a layer."""
+
+
+@dataclass
+class LayerResult:
+    ofmap: np.ndarray
+    counters: dict
+    mapping: dict
+    passes: int
+    stream_words_in: int
+    wall_seconds: float
+    registers: dict = field(default_factory=dict)
+
+
+def check_tensors(config, layer, ifmap, weights, bias):
+    """Validate shapes, dtypes and value ranges; raise ValueError naming the problem."""
+    def as_int(name, array, shape, width):
+        array = np.asarray(array)
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"{name} must hold integers, not {array.dtype}")
+        if array.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, not {array.shape}")
+        lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        if array.size and (array.min() < lo or array.max() > hi):
+            bad = np.argwhere((array < lo) | (array > hi))[0]
+            raise ValueError(f"{name} value {array[tuple(bad)]} at index {tuple(int(i) for i in bad)} "
+                             f"is outside the signed {width}-bit range [{lo}, {hi}]")
+        return array.astype(np.int64)
+
+    ifmap = as_int("ifmap", ifmap, (layer.N, layer.C, layer.H, layer.W), config.data_width)
+    weights = as_int("weights", weights,
+                     (layer.M, layer.C // layer.groups, layer.R, layer.S), config.data_width)
+    bias = as_int("bias", bias, (layer.M,), config.acc_width)
+    return ifmap, weights, bias
+
+
+def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", build_root=None,
+              seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000):
+    """Run ``layer`` on the accelerator of ``config`` under ``simulator``.
+
+    Raises :class:`~rsaccel.gen.compiler.LayerError` before simulating if the layer cannot run,
+    ValueError for bad tensors, :class:`AcceleratorError` if the hardware reports an error.
+    """
+    from .cocotb_tb.runner import build_block
+
+    layer.validate()
+    ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
+    mapping = plan_mapping(config, layer)
+    compiled = compile_layer(config, layer, ifmap, weights, bias, mapping)
+    build_root = Path(build_root or Path.cwd() / "build" / "sim")
+    build = build_block(config, simulator, build_root, block="accelerator")
+    from ..hw.accelerator import register_list
+    from ..hw.axil import AXILiteRegisters
+    registers = AXILiteRegisters(addr_width=12, registers=register_list(config)).register_map
+    with tempfile.TemporaryDirectory(dir=build.build_dir) as tmp:
+        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_path.write_text(json.dumps({
+            "words": compiled.words, "expect_frames": len(compiled.reads) + 1,
+            "stall": stall, "seed": seed, "timeout": timeout, "max_cycles": max_cycles,
+            "registers": registers,
+        }))
+        start = time.time()
+        build.run("rsaccel.sim.cocotb_tb.accel_tb", test_dir=tmp,
+                  extra_env={"RSACCEL_JOB": str(job_path), "RSACCEL_RESULT": str(result_path)})
+        wall = time.time() - start
+        result = json.loads(result_path.read_text())
+    regs = result["registers"]
+    error = (regs.get("status", 0) >> 4) & 0xF
+    if error:
+        raise AcceleratorError(
+            f"The accelerator reported {CORE_ERRORS.get(error, error)} "
+            f"(PE error code {(regs['status'] >> 8) & 7}) while running the layer")
+    if result.get("stopped"):
+        raise AcceleratorError(f"The accelerator produced no complete result: "
+                               f"{result['stopped']}")
+    ofmap = unpack_outputs(config, compiled, result["words"])
+    from ..hw.core import CORE_COUNTER_NAMES
+    counters = {name: regs[name] for name in CORE_COUNTER_NAMES}
+    return LayerResult(ofmap=ofmap, counters=counters, mapping=mapping.as_dict(),
+                       passes=compiled.passes, stream_words_in=len(compiled.words),
+                       wall_seconds=wall, registers=regs)
