@@ -105,6 +105,8 @@ class CompiledLayer:
     # (group, n0, nn, strip e0, ee, m0 within group, filters per set p, sets t, out word count)
     reads: list = field(default_factory=list)
     passes: int = 0
+    #: MAC slots the array executes (done or gated), zero-padded filters of a last block included
+    mac_slots: int = 0
 
 
 def _check_fits(config, layer):
@@ -407,6 +409,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                                                  window=c.ifmap_spad_depth // q, **run_args),
                             ifmap=ifmap_nest, psum=psum_nest, output=output)
                         out.passes += 1
+                        out.mac_slots += nn * F * ee * R * S * q * p * t
                         src_word = dst_word
                     em.read(out_word, out_words)
                     out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,

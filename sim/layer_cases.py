@@ -1,0 +1,36 @@
+"""Layers every simulator runs on the ``tiny`` preset, and their random tensors (numpy only).
+
+The list covers every supported feature: strides 1-3, padding, R = 1 and R = rows, FC, groups,
+several channel passes (psum spill), several filter blocks and stacked PE sets, strips of output
+rows, batch N > 1, ReLU with a rounding shift, all-zero and dense inputs.
+"""
+
+import numpy as np
+
+from ..gen.compiler import Layer
+
+__all__ = ["TEST_LAYERS", "layer_tensors"]
+
+TEST_LAYERS = {
+    "relu_shift_pad_multipass": (Layer(N=2, C=5, M=7, H=7, W=6, R=3, S=3, pad=1, relu=True,
+                                       out_shift=4), 0.3),
+    "stride2_groups": (Layer(N=1, C=4, M=4, H=9, W=9, R=3, S=2, stride=2, groups=2), 0.3),
+    "fc": (Layer(N=2, C=6, M=3, H=3, W=3, R=3, S=3), 0.0),
+    "pointwise_stacked_sets": (Layer(N=1, C=3, M=9, H=6, W=6, R=1, S=1), 0.5),
+    "stride3_unused_rows": (Layer(N=1, C=2, M=2, H=9, W=7, R=2, S=3, stride=3), 0.3),
+    "strips": (Layer(N=1, C=1, M=2, H=12, W=5, R=3, S=3), 0.3),
+    "all_zero": (Layer(N=1, C=2, M=3, H=5, W=5, R=3, S=3, pad=1, relu=True), 1.0),
+    "wide_filter": (Layer(N=1, C=1, M=2, H=4, W=14, R=2, S=7, stride=2, out_shift=8), 0.2),
+}
+
+
+def layer_tensors(config, layer, seed, zeros=0.3):
+    """Random ifmap, weights and bias for ``layer`` spanning the full data range."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (config.data_width - 1)), 1 << (config.data_width - 1)
+    ifmap = rng.integers(lo, hi, size=(layer.N, layer.C, layer.H, layer.W))
+    ifmap[rng.random(ifmap.shape) < zeros] = 0
+    weights = rng.integers(lo, hi, size=(layer.M, layer.C // layer.groups, layer.R, layer.S))
+    bias = rng.integers(-(1 << (config.acc_width - 4)), 1 << (config.acc_width - 4),
+                        size=layer.M)
+    return ifmap, weights, bias

@@ -1,0 +1,113 @@
+"""The accelerator core under Amaranth's simulator: whole layers from the compiler, bit-exact."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from rsaccel import preset
+from rsaccel.gen.compiler import compile_layer, unpack_outputs
+from rsaccel.hw.core import CoreError, AcceleratorCore
+from rsaccel.sim.amaranth_tb import receive_stream, send_stream
+from rsaccel.sim.golden import conv2d
+from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+
+TINY = preset("tiny")
+
+
+def run_core(config, words, expect_words, *, stall=0.3, seed=0, max_cycles=100000):
+    dut = AcceleratorCore(config)
+    got = []
+    state = {}
+
+    async def feed(ctx):
+        ctx.set(dut.timeout, 5000)
+        await send_stream(ctx, dut.i, words, random.Random(seed), stall)
+
+    async def collect(ctx):
+        rng = random.Random(seed + 1)
+        for _ in range(max_cycles // 100):
+            await receive_stream(ctx, dut.o, expect_words, rng, stall, out=got, max_cycles=100)
+            if len(got) >= expect_words or ctx.get(dut.error) != CoreError.NONE:
+                break
+        state["error"] = ctx.get(dut.error)
+        state["counters"] = {n: ctx.get(dut.counters[n])
+                             for n in dut.counters.shape().members}
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feed, background=True)
+    sim.add_testbench(collect)
+    sim.run()
+    return [int(w.data) for w in got], state
+
+
+def reference(config, layer, x, w, b):
+    return conv2d(x, w, b, stride=layer.stride, pad=layer.pad, groups=layer.groups,
+                  relu=layer.relu, out_shift=layer.out_shift, data_width=config.data_width,
+                  acc_width=config.acc_width)
+
+
+@pytest.mark.parametrize("name", sorted(TEST_LAYERS))
+def test_layer(name):
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
+    compiled = compile_layer(TINY, layer, x, w, b)
+    expect = sum(r["words"] for r in compiled.reads) + 1
+    words, state = run_core(TINY, compiled.words, expect, seed=len(name))
+    assert state["error"] == CoreError.NONE
+    ofmap = unpack_outputs(TINY, compiled, words)
+    ref = reference(TINY, layer, x, w, b)
+    bad = np.argwhere(ofmap != ref)
+    assert bad.size == 0, (f"{name}: first mismatch at (n, m, e, f)={tuple(bad[0])}: "
+                           f"got {ofmap[tuple(bad[0])]}, expected {ref[tuple(bad[0])]}")
+    c = state["counters"]
+    # every MAC slot of the mapping is either done or gated
+    assert compiled.mac_slots >= layer.macs
+    assert c["macs"] + c["gated_macs"] == compiled.mac_slots
+    assert c["words_in"] == len(compiled.words)
+    assert c["words_out"] == expect
+
+
+def test_gated_macs_equal_zero_operands():
+    # no padded filters, no padding: the gated count is the number of MAC slots whose ifmap
+    # operand is zero, computed here by brute force
+    layer, _ = TEST_LAYERS["strips"]
+    x, w, b = layer_tensors(TINY, layer, seed=3, zeros=0.5)
+    compiled = compile_layer(TINY, layer, x, w, b)
+    words, state = run_core(TINY, compiled.words,
+                            sum(r["words"] for r in compiled.reads) + 1, seed=3)
+    zero_slots = 0
+    for n in range(layer.N):
+        for e in range(layer.E):
+            for f in range(layer.F):
+                for c in range(layer.C):
+                    for r in range(layer.R):
+                        for s in range(layer.S):
+                            zero_slots += x[n, c, e + r, f + s] == 0
+    assert state["counters"]["gated_macs"] == zero_slots * layer.M
+    assert state["counters"]["macs"] + state["counters"]["gated_macs"] == layer.macs
+
+
+def test_bad_opcode_reports_error_and_drains():
+    words = [0x7F << 56] + [0x12345] * 20
+    got, state = run_core(TINY, words, 1, stall=0.0, max_cycles=2000)
+    assert state["error"] == CoreError.BAD_OPCODE
+    assert got == []
+    assert state["counters"]["words_in"] == len(words)   # the rest was discarded, no hang
+
+
+def test_broken_mapping_is_detected():
+    # send one PE column's ifmap rows with a wrong tag: values with no destination are an error
+    layer, zeros = TEST_LAYERS["strips"]
+    x, w, b = layer_tensors(TINY, layer, seed=4)
+    compiled = compile_layer(TINY, layer, x, w, b)
+    words = list(compiled.words)
+    # corrupt the ifmap nest of the first RUN pass: its col tag start (bits 30..35 of word 1)
+    run_header = next(i for i, wd in enumerate(words)
+                      if wd >> 56 == 0x04 and (wd & 0x1F) == 0x1D)
+    words[run_header + 2] ^= 0x3F << 30
+    got, state = run_core(TINY, words, sum(r["words"] for r in compiled.reads) + 1,
+                          stall=0.0, max_cycles=20000)
+    assert state["error"] in (CoreError.NO_DESTINATION, CoreError.TIMEOUT)
