@@ -51,6 +51,93 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rsaccel: error: {message} (see '{self.prog} --help')\n")
 
 
+LAYER_FIELDS = ("N", "C", "M", "H", "W", "R", "S", "stride", "pad", "groups", "relu",
+                "out_shift")
+
+
+def load_layer(path):
+    """A :class:`~rsaccel.gen.compiler.Layer` from a JSON file; UsageError on any problem."""
+    import json
+    from .gen.compiler import Layer, LayerError
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read layer file {path!r}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"layer file {path!r} is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"layer file {path!r} must hold a JSON object")
+    unknown = sorted(set(spec) - set(LAYER_FIELDS))
+    if unknown:
+        raise UsageError(f"layer file {path!r}: unknown field {unknown[0]!r}; fields are "
+                         f"{', '.join(LAYER_FIELDS)}")
+    missing = [k for k in ("N", "C", "M", "H", "W", "R", "S") if k not in spec]
+    if missing:
+        raise UsageError(f"layer file {path!r}: missing field {missing[0]!r}")
+    try:
+        layer = Layer(**spec)
+        layer.validate()
+    except (LayerError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    return layer
+
+
+def _cmd_run(args):
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .gen.compiler import LayerError
+    from .sim.runtime import AcceleratorError, run_layer
+
+    config = resolve_config(args.preset, args.set)
+    layer = load_layer(args.layer)
+    try:
+        with np.load(args.inputs) as npz:
+            tensors = {}
+            for key in ("ifmap", "weights", "bias"):
+                if key not in npz.files:
+                    raise UsageError(f"inputs file {args.inputs!r} has no array {key!r} "
+                                     f"(it needs ifmap, weights and bias)")
+                tensors[key] = npz[key]
+    except OSError as exc:
+        raise UsageError(f"cannot read inputs file {args.inputs!r}: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"inputs file {args.inputs!r} is not an .npz archive: {exc}") from None
+    try:
+        result = run_layer(config, layer, tensors["ifmap"], tensors["weights"], tensors["bias"],
+                           simulator=args.sim, build_root=args.build_dir, seed=args.seed,
+                           stall=args.stall)
+    except (LayerError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except AcceleratorError as exc:
+        print(f"rsaccel: error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, ofmap=result.ofmap)
+    report = {
+        "layer": {k: getattr(layer, k) for k in LAYER_FIELDS},
+        "preset": args.preset, "config": config.as_dict(), "simulator": args.sim,
+        "mapping": result.mapping, "passes": result.passes, "macs": layer.macs,
+        "counters": result.counters, "wall_seconds": round(result.wall_seconds, 3),
+    }
+    report_path = out.with_suffix(".json")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    c = result.counters
+    util = layer.macs / max(1, c["cycles"] * config.num_pes)
+    print(f"layer {layer.N}x{layer.C}x{layer.H}x{layer.W} -> {layer.M}x{layer.E}x{layer.F}, "
+          f"{layer.macs} MACs, mapping {result.mapping}")
+    print(f"cycles {c['cycles']} (busy {c['busy_cycles']}, stalled on input "
+          f"{c['stall_in_cycles']}, on output {c['stall_out_cycles']}), PE utilisation "
+          f"{util:.1%}, gated MACs {c['gated_macs']}, stream words in {c['words_in']} / out "
+          f"{c['words_out']}")
+    print(f"wrote {out} and {report_path}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(
         prog="rsaccel",
@@ -75,6 +162,33 @@ def build_parser():
                      help="which block is the top level (default: accelerator, the whole "
                           "design; pe and array emit those blocks alone)")
     gen.set_defaults(func=_cmd_generate)
+
+    run = sub.add_parser("run", help="run one layer on the accelerator in simulation",
+                         description="Map and compile a layer, run it on the generated Verilog "
+                                     "under cocotb, and write the ofmap plus a JSON of the "
+                                     "counters and the mapping.")
+    run.add_argument("--preset", default="eyeriss",
+                     help="named configuration to start from (default: eyeriss)")
+    run.add_argument("--set", action="append", default=[], type=_set_pair,
+                     metavar="FIELD=VALUE", help="override one configuration field; repeatable")
+    run.add_argument("--layer", required=True, metavar="LAYER.json",
+                     help="layer shape: N, C, M, H, W, R, S, stride, pad, groups, relu, "
+                          "out_shift (H and W before padding)")
+    run.add_argument("--inputs", required=True, metavar="IN.npz",
+                     help="ifmap (N, C, H, W), weights (M, C/groups, R, S), bias (M,)")
+    run.add_argument("--out", required=True, metavar="OUT.npz",
+                     help="where the ofmap (N, M, E, F) goes; OUT.json gets the counters")
+    run.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                     help="Verilog simulator (default: verilator)")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed of the random stream stalls (default: 0)")
+    run.add_argument("--stall", type=float, default=0.0,
+                     help="probability of an idle or back-pressure cycle on the streams "
+                          "(default: 0)")
+    run.add_argument("--build-dir", default="build/sim",
+                     help="where simulator builds are kept, one per configuration "
+                          "(default: build/sim)")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -69,8 +69,8 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     from .cocotb_tb.runner import build_block
 
     layer.validate()
-    ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     mapping = plan_mapping(config, layer)
+    ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     compiled = compile_layer(config, layer, ifmap, weights, bias, mapping)
     build_root = Path(build_root or Path.cwd() / "build" / "sim")
     build = build_block(config, simulator, build_root, block="accelerator")

@@ -77,3 +77,66 @@ def test_accelerator_manifest(tmp_path):
     regs = {r["name"]: r for r in manifest["registers"]}
     assert regs["control"]["offset"] == 0 and regs["macs"]["access"] == "ro"
     assert manifest["stream_format_version"] == 1
+
+
+def _layer_files(tmp_path, **overrides):
+    import numpy as np
+    spec = dict(N=1, C=2, M=2, H=5, W=5, R=3, S=3, stride=1, pad=1, groups=1, relu=True,
+                out_shift=2)
+    spec.update(overrides)
+    (tmp_path / "layer.json").write_text(json.dumps(spec))
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "in.npz", ifmap=rng.integers(-99, 99, size=(1, 2, 5, 5)),
+             weights=rng.integers(-99, 99, size=(2, 2, 3, 3)), bias=np.array([5, -7]))
+    return spec
+
+
+@pytest.mark.xdist_group("hdl-accelerator-tiny")
+def test_run_layer(tmp_path, hdl_build_root, capsys):
+    import numpy as np
+    from rsaccel.sim.golden import conv2d
+    _layer_files(tmp_path)
+    argv = ["run", "--preset", "tiny", "--layer", str(tmp_path / "layer.json"),
+            "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"),
+            "--build-dir", str(hdl_build_root), "--seed", "3", "--stall", "0.2"]
+    assert main(argv) == 0
+    with np.load(tmp_path / "in.npz") as f:
+        ref = conv2d(f["ifmap"], f["weights"], f["bias"], pad=1, relu=True, out_shift=2)
+    with np.load(tmp_path / "out.npz") as f:
+        assert np.array_equal(f["ofmap"], ref)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["counters"]["cycles"] > 0 and report["mapping"]["e"] >= 1
+    assert "PE utilisation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(layer={"R": 4}), "R=4 exceeds the array height rows=3"),
+    (dict(layer={"Q": 1}), "unknown field 'Q'"),
+    (dict(npz="missing_bias"), "has no array 'bias'"),
+    (dict(npz="float"), "ifmap must hold integers, not float64"),
+    (dict(npz="range"), "ifmap value 99999 at index (0, 0, 0, 0)"),
+    (dict(npz="shape"), "weights must have shape (2, 2, 3, 3)"),
+    (dict(layer_text="{nope"), "is not valid JSON"),
+])
+def test_run_errors(tmp_path, capsys, change, message):
+    import numpy as np
+    spec = _layer_files(tmp_path, **change.get("layer", {}))
+    if "layer_text" in change:
+        (tmp_path / "layer.json").write_text(change["layer_text"])
+    with np.load(tmp_path / "in.npz") as f:
+        arrays = dict(f)
+    kind = change.get("npz")
+    if kind == "missing_bias":
+        arrays.pop("bias")
+    elif kind == "float":
+        arrays["ifmap"] = arrays["ifmap"].astype(float)
+    elif kind == "range":
+        arrays["ifmap"][0, 0, 0, 0] = 99999
+    elif kind == "shape":
+        arrays["weights"] = arrays["weights"][:, :, :, :2]
+    np.savez(tmp_path / "in.npz", **arrays)
+    code = main(["run", "--preset", "tiny", "--layer", str(tmp_path / "layer.json"),
+                 "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -10,10 +10,15 @@ from rsaccel.gen.verilog import generate
 from rsaccel.sim.cocotb_tb.runner import ensure_verilator_on_path, waiver_file
 
 
-@pytest.fixture(scope="module", params=["tiny", "eyeriss"])
+@pytest.fixture(scope="module", params=[
+    ("tiny", "accelerator"), ("eyeriss", "pe"),
+    pytest.param(("eyeriss", "array"), marks=pytest.mark.slow),
+    pytest.param(("eyeriss", "accelerator"), marks=pytest.mark.slow),  # ~1 min to generate
+], ids=lambda p: "-".join(p))
 def verilog_file(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"lint-{request.param}")
-    generate(preset(request.param), out, name="rsaccel")
+    preset_name, block = request.param
+    out = tmp_path_factory.mktemp(f"lint-{preset_name}-{block}")
+    generate(preset(preset_name), out, name="rsaccel", block=block)
     return out / "rsaccel.v"
 
 
