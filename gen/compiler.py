@@ -139,7 +139,7 @@ def _buffer_words(config, layer, e, n, q, p, t):
     out = math.ceil(psum_elems / lanes)
     bias = math.ceil(p * t / ppw)
     filters = math.ceil(t * layer.R * p * q * layer.S / lanes)
-    return ifmap + 2 * psum + out + bias, filters
+    return ifmap + psum + out + bias, filters
 
 
 def plan_mapping(config, layer):
@@ -162,6 +162,8 @@ def plan_mapping(config, layer):
         need, fneed = _buffer_words(config, layer, e, n, q, p, t)
         if need <= data_words and fneed <= filter_words:
             break
+        # shrink what costs the least reuse first: images per pass, filters per PE, strip
+        # width, channels per PE
         if fneed > filter_words and p > 1:
             p = max(1, p // 2)
         elif fneed > filter_words and t > 1:
@@ -170,10 +172,10 @@ def plan_mapping(config, layer):
             q = max(1, q // 2)
         elif n > 1:
             n = max(1, n // 2)
-        elif e > 1:
-            e = max(1, e // 2)
         elif p > 1:
-            p = max(1, p // 2)
+            p -= 1
+        elif e > 1:
+            e -= 1
         elif q > 1:
             q = max(1, q // 2)
         else:
@@ -315,9 +317,12 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                     # buffer layout (word addresses) for this strip / filter block
                     row_step = math.ceil(ee * nn * F * p / R)
                     set_elems = R * row_step
+                    # one psum buffer, updated in place: a PE consumes a psum before it can
+                    # produce the new value of the same element, so every element is read
+                    # before it is rewritten
                     psum_words = math.ceil(t * set_elems / ppw)
-                    psum_a, psum_b = 0, psum_words
-                    out_word = 2 * psum_words
+                    psum_word = 0
+                    out_word = psum_words
                     out_words = math.ceil(t * set_elems / lanes)
                     bias_word = out_word + out_words
                     ifmap_word = bias_word + math.ceil(t * p / ppw)
@@ -349,7 +354,6 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                     b[ok] = bias[fidx[ok]]
                     em.write(bias_word, _pack_values(b, psum_elem_bits, ppw))
                     chunks = list(range(0, cg, mp.q))
-                    src_word = None
                     for ci, c0 in enumerate(chunks):
                         q = min(mp.q, cg - c0)
                         last_chunk = ci == len(chunks) - 1
@@ -385,13 +389,12 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                             ifmap_nest = Nest(base=base, levels=[
                                 (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
                                 (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
-                        dst_word = psum_a if ci % 2 == 0 else psum_b
                         if ci == 0:
                             psum_nest = Nest(base=bias_word * ppw, row=R - 1, col=0, levels=[
                                 (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0),
                                 (nn, 0, 0, 0)])
                         else:
-                            psum_nest = Nest(base=src_word * ppw, row=R - 1, col=0, levels=[
+                            psum_nest = Nest(base=psum_word * ppw, row=R - 1, col=0, levels=[
                                 (p, 1, 0, 0), (t, set_elems, R, 0), (ee, nn * F * p, 0, 1),
                                 (F, p, 0, 0), (nn, F * p, 0, 0)])
                         count = nn * F * p * ee * t
@@ -402,7 +405,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                                 relu=int(layer.relu), final=1)
                         else:
                             output = em.output_words(
-                                count=count, base=dst_word * ppw, row_step=row_step,
+                                count=count, base=psum_word * ppw, row_step=row_step,
                                 col_step=nn * F * p, shift=0, relu=0, final=0)
                         em.run_pass(
                             pe_cmd=em.pe_command(PE_RUN, rows=nn,
@@ -410,7 +413,6 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                             ifmap=ifmap_nest, psum=psum_nest, output=output)
                         out.passes += 1
                         out.mac_slots += nn * F * ee * R * S * q * p * t
-                        src_word = dst_word
                     em.read(out_word, out_words)
                     out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
                                           row_step=row_step, words=out_words))
