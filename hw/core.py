@@ -97,7 +97,9 @@ class AcceleratorCore(wiring.Component):
     timeout : In(32)
         Cycles without progress before TIMEOUT (0 disables).
     clear_counters : In(1)
-    counters : Out(StructLayout({name: counter_width for name in CORE_COUNTER_NAMES}))
+    counters :
+        ``cycles`` counts from the first word accepted to the completion of the following SYNC
+        (so a job ending in SYNC is timed exactly); the others count their events. Out(StructLayout({name: counter_width for name in CORE_COUNTER_NAMES}))
     """
 
     def __init__(self, config):
@@ -339,10 +341,15 @@ class AcceleratorCore(wiring.Component):
             m.d.sync += watchdog.eq(watchdog + 1)
         m.d.comb += self.busy.eq(state_busy | sub_busy | self.o.valid)
 
-        # counters
+        # counters; ``cycles`` runs from the first word accepted to the end of the next SYNC
+        running = Signal()
+        with m.If(self.sync_pulse):
+            m.d.sync += running.eq(0)
+        with m.Elif(self.i.valid & self.i.ready):
+            m.d.sync += running.eq(1)
         cnt = self.counters
         events = {
-            "cycles": C(1),
+            "cycles": running,
             "busy_cycles": self.busy,
             "stall_in_cycles": needs_input & ~self.i.valid,
             "stall_out_cycles": self.o.valid & ~self.o.ready,
