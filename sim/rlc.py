@@ -24,23 +24,9 @@ import operator
 
 import numpy as np
 
+from .golden import _check_int
+
 __all__ = ["encode", "decode", "entropy_bits", "compressed_bits", "pairs_per_word"]
-
-
-def _check_int(name, value, lo=None, hi=None):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, not {value!r}") from None
-    if lo is not None and value < lo:
-        if hi is None:
-            raise ValueError(f"{name} must be at least {lo}, not {value}")
-        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value}")
-    return value
 
 
 def _check_format(run_width, level_width, word_width):

@@ -512,7 +512,6 @@ def _cocotb_failures(results_xml):
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_cocotb(hdl_build_root, simulator):
     pytest.importorskip("cocotbext.axi")
-    from cocotb_tools.runner import get_runner
     from rsaccel.sim.cocotb_tb import runner as tb_runner
 
     build_dir = Path(hdl_build_root) / f"axil-{simulator}"
@@ -523,26 +522,7 @@ def test_cocotb(hdl_build_root, simulator):
     if not source.exists() or source.read_text() != text:
         source.write_text(text)      # rewritten only when changed, so builds are reused
 
-    saved_makeflags = os.environ.get("MAKEFLAGS")
-    if simulator == "icarus":
-        # Amaranth's Verilog needs the time-0 events of Verilog-2005 semantics
-        build_args = ["-g2005"]
-    else:
-        tb_runner.ensure_verilator_on_path()
-        build_args = [str(tb_runner.waiver_file())]
-        # the PyPI wheel's verilated.mk leaves the precompiled-header flag empty
-        os.environ["MAKEFLAGS"] = " ".join(
-            p for p in (saved_makeflags, "CFG_CXXFLAGS_PCH_I=-include") if p)
-    runner = get_runner(simulator)
-    try:
-        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=build_args, timescale=("1ns", "1ps"), always=False,
-                     log_file=str(build_dir / "build.log"))
-    finally:
-        if saved_makeflags is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved_makeflags
+    runner = tb_runner.build_verilog(source, toplevel, simulator, build_dir)
     test_dir = build_dir / "run"
     test_dir.mkdir(exist_ok=True)
     results = test_dir / "results.xml"

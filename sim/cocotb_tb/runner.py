@@ -11,7 +11,8 @@ import tempfile
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "ensure_verilator_on_path", "waiver_file", "HDLBuild", "build_block"]
+__all__ = ["SIMULATORS", "ensure_verilator_on_path", "waiver_file", "HDLBuild", "build_block",
+           "build_verilog"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -90,7 +91,6 @@ def build_block(config, simulator, build_root, *, block="pe"):
 
     The build is reused when the directory already holds one for the same key.
     """
-    from cocotb_tools.runner import get_runner
     from ...gen.verilog import generate
 
     if simulator not in SIMULATORS:
@@ -108,6 +108,19 @@ def build_block(config, simulator, build_root, *, block="pe"):
             if not target.exists() or target.read_text() != text:
                 build_dir.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
+    runner = build_verilog(verilog_path, toplevel, simulator, build_dir)
+    return HDLBuild(runner, build_dir, toplevel, simulator, config)
+
+
+def build_verilog(verilog_path, toplevel, simulator, build_dir):
+    """Build Amaranth-generated ``verilog_path`` for ``simulator`` in ``build_dir``.
+
+    Returns cocotb's runner, ready for ``test()``; rebuilds only when the source changed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"Simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     build_args = []
     if simulator == "icarus":
         # Under -g2012 (the runner's default) Icarus gives declaration initialisers no time-0
@@ -136,4 +149,4 @@ def build_block(config, simulator, build_root, *, block="pe"):
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved_makeflags
-    return HDLBuild(runner, build_dir, toplevel, simulator, config)
+    return runner
