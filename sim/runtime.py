@@ -72,7 +72,8 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     mapping = plan_mapping(config, layer)
     ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     compiled = compile_layer(config, layer, ifmap, weights, bias, mapping)
-    build_root = Path(build_root or Path.cwd() / "build" / "sim")
+    # absolute: the simulator runs in its own working directory
+    build_root = Path(build_root or Path.cwd() / "build" / "sim").resolve()
     build = build_block(config, simulator, build_root, block="accelerator")
     from ..hw.accelerator import register_list
     from ..hw.axil import AXILiteRegisters

@@ -92,13 +92,16 @@ def _layer_files(tmp_path, **overrides):
 
 
 @pytest.mark.xdist_group("hdl-accelerator-tiny")
-def test_run_layer(tmp_path, hdl_build_root, capsys):
+def test_run_layer(tmp_path, hdl_build_root, capsys, monkeypatch):
+    import os
     import numpy as np
     from rsaccel.sim.golden import conv2d
     _layer_files(tmp_path)
-    argv = ["run", "--preset", "tiny", "--layer", str(tmp_path / "layer.json"),
-            "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"),
-            "--build-dir", str(hdl_build_root), "--seed", "3", "--stall", "0.2"]
+    # relative paths, as a user types them (the simulator runs in another directory)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--preset", "tiny", "--layer", "layer.json", "--inputs", "in.npz",
+            "--out", "out.npz", "--build-dir", os.path.relpath(hdl_build_root, tmp_path),
+            "--seed", "3", "--stall", "0.2"]
     assert main(argv) == 0
     with np.load(tmp_path / "in.npz") as f:
         ref = conv2d(f["ifmap"], f["weights"], f["bias"], pad=1, relu=True, out_shift=2)

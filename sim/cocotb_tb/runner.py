@@ -96,7 +96,7 @@ def build_block(config, simulator, build_root, *, block="pe"):
     if simulator not in SIMULATORS:
         raise ValueError(f"Simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     key = config_key(config, block)
-    build_dir = Path(build_root) / f"{block}-{simulator}-{key}"
+    build_dir = Path(build_root).resolve() / f"{block}-{simulator}-{key}"
     toplevel = f"rsaccel_{block}"
     verilog_path = build_dir / f"{toplevel}.v"
     # Always regenerate, but rewrite only files whose text changed: the simulators rebuild
