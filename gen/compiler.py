@@ -7,7 +7,7 @@ ifmap value by multicast). Each PE interleaves ``p`` filters and ``q`` channels 
 Channels beyond ``q`` are processed in further passes whose psums spill to the global buffer
 and come back through the psum network; the first pass starts from the bias.
 
-Numbers in the stream follow ``docs/stream-format.md``. numpy only.
+Numbers in the stream follow ``docs/stream-format.md``; field layouts are the hardware's.
 """
 
 from dataclasses import dataclass, field
@@ -20,11 +20,15 @@ from ..sim.nest_model import Nest
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
            "unpack_outputs"]
 
-OP_CONFIG, OP_WRITE, OP_READ, OP_PASS, OP_SYNC = 0x01, 0x02, 0x03, 0x04, 0x05
-F_PE_CMD, F_FILT, F_IFMAP, F_PSUM, F_OUTPUT = 1, 2, 4, 8, 16
-PE_LOAD, PE_RUN, PE_CLEAR = 0, 1, 2
-PSUM_GIN, PSUM_BELOW, PSUM_ZERO = 0, 1, 2
-T_PE_MODE, T_FILT_ROW, T_FILT_COL, T_IFMAP_ROW, T_IFMAP_COL, T_PSUM_ROW, T_PSUM_COL = range(7)
+# The stream's encodings come from the hardware's own layouts and enums (one definition).
+from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
+from ..hw.loop_nest import NestDescriptor
+from ..hw.output_writer import OutputDescriptor
+from ..hw.pe import PECommand, PEOp
+from ..hw.pe_array import ArrayConfigWrite, ArrayTarget, PsumSource
+
+PSUM_GIN, PSUM_BELOW, PSUM_ZERO = (PsumSource.GIN.value, PsumSource.BELOW.value,
+                                   PsumSource.ZERO.value)
 
 
 class LayerError(ValueError):
@@ -199,76 +203,65 @@ def _words(value, count, width=64):
     return [(value >> (width * k)) & mask for k in range(count)]
 
 
-def _bits_for(n):
-    return max(1, int(n).bit_length())
-
-
 class _Emitter:
     def __init__(self, config):
         self.c = config
         self.words = []
 
     def header(self, op, low):
-        self.words.append((op << 56) | low)
+        self.words.append((op.value << 56) | low)
 
     def config(self, writes):
-        c = self.c
-        rb, cb = _bits_for(c.rows - 1), _bits_for(c.cols - 1)
-        vw = max(c.noc_id_width, 3)
-        self.header(OP_CONFIG, len(writes))
+        layout = ArrayConfigWrite(self.c)
+        self.header(Opcode.CONFIG, len(writes))
         for target, row, col, value in writes:
-            self.words.append(_pack_fields([(target, 4), (row, rb), (col, cb), (value, vw)]))
+            self.words.append(layout.const({"target": target, "row": row, "col": col,
+                                            "value": value}).as_bits())
 
     def write(self, word_addr, words):
         words = [int(w) for w in words]
         if words:
-            self.header(OP_WRITE, word_addr | (len(words) << 24))
+            self.header(Opcode.WRITE, word_addr | (len(words) << 24))
             self.words += words
 
     def read(self, word_addr, count):
-        self.header(OP_READ, word_addr | (count << 24))
+        self.header(Opcode.READ, word_addr | (count << 24))
 
     def pe_command(self, op, *, s=1, p=1, q=1, stride=1, width=1, rows=0, psum_in_en=1,
                    window=1):
-        c = self.c
-        return _pack_fields([
-            (op, 2), (s, _bits_for(c.ifmap_spad_depth)), (p, _bits_for(c.psum_spad_depth)),
-            (q, _bits_for(c.ifmap_spad_depth)), (stride, _bits_for(c.max_stride)),
-            (width, _bits_for(c.max_ofmap_width)), (rows, 16), (psum_in_en, 1),
-            (window, _bits_for(c.ifmap_spad_depth))])
+        return PECommand(self.c).const({
+            "op": op, "s": s, "p": p, "q": q, "stride": stride, "width": width, "rows": rows,
+            "psum_in_en": psum_in_en, "window": window}).as_bits()
 
     def nest_words(self, nest):
         idw = self.c.noc_id_width
-        f = nest.as_fields(idw)
-        fields = [(f["base"], 24), (f["row"], idw), (f["col"], idw)]
-        for lv in f["levels"]:
-            fields += [(lv["count"], 16), (lv["addr_step"], 24), (lv["row_step"], idw),
-                       (lv["col_step"], idw)]
-        return _words(_pack_fields(fields), 5)
+        return _words(NestDescriptor(idw).const(nest.as_fields(idw)).as_bits(), NEST_WORDS)
 
     def output_words(self, *, count, base, row_step, col_step, shift, relu, final):
-        fields = [(count, 24), (base, 24), (row_step, 24), (col_step, 24),
-                  (shift, _bits_for(self.c.acc_width - 1)), (relu, 1), (final, 1)]
-        return _words(_pack_fields(fields), 2)
+        bits = OutputDescriptor(self.c).const({
+            "count": count, "base": base, "row_step": row_step, "col_step": col_step,
+            "shift": shift, "relu": relu, "final": final}).as_bits()
+        return _words(bits, OUTPUT_WORDS)
 
     def run_pass(self, *, pe_cmd=None, filt=None, ifmap=None, psum=None, output=None):
         flags = 0
         body = []
         if pe_cmd is not None:
-            flags |= F_PE_CMD
+            flags |= PassFlag.PE_CMD
             body.append(pe_cmd)
-        for flag, nest in ((F_FILT, filt), (F_IFMAP, ifmap), (F_PSUM, psum)):
+        for flag, nest in ((PassFlag.FILT, filt), (PassFlag.IFMAP, ifmap),
+                           (PassFlag.PSUM, psum)):
             if nest is not None:
                 flags |= flag
                 body += self.nest_words(nest)
         if output is not None:
-            flags |= F_OUTPUT
+            flags |= PassFlag.OUTPUT
             body += output
-        self.header(OP_PASS, flags)
+        self.header(Opcode.PASS, int(flags))
         self.words += body
 
     def sync(self):
-        self.header(OP_SYNC, 0)
+        self.header(Opcode.SYNC, 0)
 
 
 def _pack_values(values, width, per_word):
@@ -333,17 +326,19 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                         for r in range(c.rows):
                             v, i = divmod(r, R)
                             used_row = v < t
-                            writes += [(T_FILT_ROW, r, 0, r), (T_IFMAP_ROW, r, 0, 0),
-                                       (T_PSUM_ROW, r, 0, r)]
+                            writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
+                                       (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
+                                       (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
                             for col in range(c.cols):
                                 used = used_row and col < ee
                                 src = PSUM_GIN if i == R - 1 else PSUM_BELOW
                                 writes += [
-                                    (T_PE_MODE, r, col, int(used) | ((src if used else PSUM_ZERO)
-                                                                     << 1)),
-                                    (T_FILT_COL, r, col, 0),
-                                    (T_IFMAP_COL, r, col, (i + col * U) if used else 0),
-                                    (T_PSUM_COL, r, col, col),
+                                    (ArrayTarget.PE_MODE, r, col,
+                                     int(used) | ((src if used else PSUM_ZERO) << 1)),
+                                    (ArrayTarget.FILT_COL_ID, r, col, 0),
+                                    (ArrayTarget.IFMAP_COL_ID, r, col,
+                                     (i + col * U) if used else 0),
+                                    (ArrayTarget.PSUM_COL_ID, r, col, col),
                                 ]
                         em.config(writes)
                         configured = shape
@@ -370,7 +365,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                         em.write(filter_base_word, _pack_values(fvals, dw, lanes))
                         run_args = dict(s=S, p=p, q=q, stride=U, width=F)
                         em.run_pass(
-                            pe_cmd=em.pe_command(PE_LOAD, **run_args),
+                            pe_cmd=em.pe_command(PEOp.LOAD_FILTERS, **run_args),
                             filt=Nest(base=filter_base_word * lanes, levels=[
                                 (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
                         # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
@@ -408,7 +403,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                                 count=count, base=psum_word * ppw, row_step=row_step,
                                 col_step=nn * F * p, shift=0, relu=0, final=0)
                         em.run_pass(
-                            pe_cmd=em.pe_command(PE_RUN, rows=nn,
+                            pe_cmd=em.pe_command(PEOp.RUN, rows=nn,
                                                  window=c.ifmap_spad_depth // q, **run_args),
                             ifmap=ifmap_nest, psum=psum_nest, output=output)
                         out.passes += 1

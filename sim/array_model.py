@@ -16,8 +16,7 @@ from .pe_model import filter_stream
 __all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits", "encode_program",
            "random_layer", "ARRAY_TEST_CASES", "array_case_program"]
 
-# PsumSource / ArrayTarget values (kept in step with rsaccel.hw.pe_array by a test)
-PSUM_GIN, PSUM_BELOW, PSUM_ZERO = 0, 1, 2
+from ..gen.compiler import PSUM_BELOW, PSUM_GIN, PSUM_ZERO
 
 
 @dataclass
