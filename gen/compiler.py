@@ -18,7 +18,7 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs"]
+           "unpack_outputs", "expected_output_words"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -445,3 +445,50 @@ def unpack_outputs(config, compiled, words):
     if pos != len(words) - 1:
         raise ValueError(f"Expected {pos} output words and a SYNC marker, got {len(words)} words")
     return ofmap
+
+
+def expected_output_words(config, compiled, ofmap):
+    """The output words the accelerator must send for ``ofmap``, as ``(value, mask, last)``.
+
+    The inverse of :func:`unpack_outputs`: one triple per READ word, in stream order, whose
+    ``mask`` selects the lanes that hold ofmap values (the others carry whatever the buffer held
+    there and are not checked) and whose ``last`` is the TLAST the word must carry (the last word
+    of each READ), then one for the SYNC marker that checks its marker bits (not its count). Used by checkers that compare the stream word by word, such as the board
+    self-test.
+    """
+    from ..hw.core import SYNC_MARKER
+    layer = compiled.layer
+    lanes, dw = config.lanes, config.data_width
+    ofmap = np.asarray(ofmap)
+    if ofmap.shape != (layer.N, layer.M, layer.E, layer.F):
+        raise ValueError(f"ofmap must have shape {(layer.N, layer.M, layer.E, layer.F)}, "
+                         f"not {ofmap.shape}")
+    mg = layer.M // layer.groups
+    lane_mask = (1 << dw) - 1
+    pairs = []
+    for rd in compiled.reads:
+        values = [0] * (rd["words"] * lanes)
+        care = [False] * (rd["words"] * lanes)
+        nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
+        for v in range(t):
+            for j in range(ee):
+                start = v * layer.R * rd["row_step"] + j * nn * F * p
+                for n in range(nn):
+                    for f in range(F):
+                        for k in range(p):
+                            m = rd["m0"] + v * p + k
+                            if m < mg:
+                                index = start + (n * F + f) * p + k
+                                values[index] = int(ofmap[rd["n0"] + n, rd["group"] * mg + m,
+                                                          rd["e0"] + j, f]) & lane_mask
+                                care[index] = True
+        for w in range(rd["words"]):
+            value = mask = 0
+            for k in range(lanes):
+                if care[w * lanes + k]:
+                    value |= values[w * lanes + k] << (k * dw)
+                    mask |= lane_mask << (k * dw)
+            pairs.append((value, mask, int(w == rd["words"] - 1)))
+    marker_mask = ((1 << config.stream_width) - 1) & ~((1 << 48) - 1)
+    pairs.append((SYNC_MARKER & marker_mask, marker_mask, 1))
+    return pairs

