@@ -10,7 +10,7 @@ the accelerator drives an output pin and nothing is pruned.
 from dataclasses import dataclass
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import io
 
 from ..config import AccelConfig
 from .selftest import SelfTest, selftest_program
@@ -119,7 +119,9 @@ class BoardTop(Elaboratable):
         outputs = [st.passed, st.failed, st.done] + [folded[i] for i in range(sig_leds)]
         if platform is not None:
             for (name, number), value in zip(self.target.leds, outputs):
-                m.d.comb += platform.request(name, number).o.eq(value)
+                pin = platform.request(name, number, dir="-")
+                m.submodules[f"{name}_{number}"] = buffer = io.Buffer("o", pin)
+                m.d.comb += buffer.o.eq(value)
         else:  # simulation: expose the LED values
             self.led_values = Signal(len(outputs))
             m.d.comb += self.led_values.eq(Cat(*outputs))

@@ -1,0 +1,173 @@
+"""Board targets: the self-test top under the Amaranth simulator, and every target elaborates."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from rsaccel.boards.build import _parse_report, summarise
+from rsaccel.boards.report import markdown_table
+from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
+from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
+from rsaccel.cli import main
+from rsaccel.config import PRESETS, preset
+from rsaccel.gen.compiler import compile_layer, expected_output_words, unpack_outputs
+from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+
+TINY = preset("tiny")
+
+
+def run_selftest(config, program, *, stall=True, max_cycles=20000):
+    dut = SelfTest(config, program, stall=stall, watchdog=2000)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    result = {}
+
+    async def bench(ctx):
+        for cycle in range(max_cycles):
+            await ctx.tick()
+            if ctx.get(dut.done):
+                result.update(cycles=cycle, passed=ctx.get(dut.passed),
+                              failed=ctx.get(dut.failed), mismatches=ctx.get(dut.mismatches),
+                              readback=ctx.get(dut.readback))
+                return
+
+    sim.add_testbench(bench)
+    sim.run()
+    return result
+
+
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups"])
+def test_expected_words_invert_unpack(name):
+    """expected_output_words is the inverse of unpack_outputs on the masked lanes."""
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=3, zeros=zeros)
+    compiled = compile_layer(TINY, layer, x, w, b)
+    rng = np.random.default_rng(5)
+    ofmap = rng.integers(-(1 << 15), 1 << 15, size=(layer.N, layer.M, layer.E, layer.F))
+    expected = expected_output_words(TINY, compiled, ofmap)
+    assert len(expected) == sum(r["words"] for r in compiled.reads) + 1
+    # fill the don't-care lanes with junk: unpacking must still give the ofmap back
+    junk = [(v & m) | (int(rng.integers(0, 1 << 62)) & ~m) for v, m, _ in expected]
+    assert np.array_equal(unpack_outputs(TINY, compiled, junk), ofmap)
+    # every ofmap value is checked exactly once
+    checked = sum(bin(m).count("1") for _, m, _ in expected[:-1]) // TINY.data_width
+    assert checked == ofmap.size
+    assert [last for _, _, last in expected].count(1) == len(compiled.reads) + 1
+
+
+@pytest.mark.parametrize("stall", [False, True])
+def test_selftest_passes_on_the_golden_result(stall):
+    program = selftest_program(TINY)
+    result = run_selftest(TINY, program, stall=stall)
+    assert result and result["passed"] == 1 and result["failed"] == 0, result
+    assert result["mismatches"] == 0
+
+
+def _corrupt(program, index, bit):
+    expected = list(program.expected)
+    value, mask, last = expected[index]
+    assert mask >> bit & 1, "the corrupted bit must be a checked one"
+    expected[index] = (value ^ (1 << bit), mask, last)
+    return SelfTestProgram(words=program.words, expected=tuple(expected), layer=program.layer)
+
+
+def test_selftest_fails_on_a_wrong_expected_value():
+    program = selftest_program(TINY)
+    result = run_selftest(TINY, _corrupt(program, 2, 0))
+    assert result["failed"] == 1 and result["passed"] == 0 and result["mismatches"] == 1
+
+
+def test_selftest_fails_on_a_wrong_tlast():
+    program = selftest_program(TINY)
+    expected = list(program.expected)
+    value, mask, last = expected[0]
+    expected[0] = (value, mask, 1 - last)
+    result = run_selftest(TINY, SelfTestProgram(words=program.words, expected=tuple(expected)))
+    assert result["failed"] == 1 and result["mismatches"] == 1
+
+
+def test_selftest_fails_on_a_corrupted_stream():
+    """A broken command stream makes the core report an error or time out: never a pass."""
+    program = selftest_program(TINY)
+    words = list(program.words)
+    words[0] ^= 0x7F << 56     # first header's opcode becomes invalid
+    result = run_selftest(TINY, SelfTestProgram(words=tuple(words), expected=program.expected))
+    assert result and result["failed"] == 1 and result["passed"] == 0, result
+
+
+def test_selftest_validates_arguments():
+    program = selftest_program(TINY)
+    with pytest.raises(TypeError, match="Config must be an AccelConfig"):
+        SelfTest("tiny", program)
+    with pytest.raises(ValueError, match="Watchdog must be"):
+        SelfTest(TINY, program, watchdog=3)
+    with pytest.raises(ValueError, match="input words and expected output words"):
+        SelfTest(TINY, SelfTestProgram(words=(), expected=()))
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_target_elaborates(name, tmp_path):
+    """Each board's preset and top elaborate for its platform (no FPGA toolchain needed)."""
+    from rsaccel.boards.build import prepare_board
+    target = board(name)
+    assert name in PRESETS
+    plan = prepare_board(target, preset(name))
+    files = plan.files
+    assert "top.il" in files
+    constraints = files["top.lpf" if target.family == "ecp5" else "top.pcf"]
+    assert constraints
+    if target.family == "ecp5":   # timing is constrained to the Fmax goal
+        assert f"{target.target_hz:.1f} HZ" in constraints
+    for led, number in target.leds:
+        assert f"{led}_{number}__io" in files["top.il"]
+
+
+def test_board_top_shows_selftest_on_leds():
+    target = board("icebreaker")
+    top = BoardTop(target, TINY)
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    seen = {}
+
+    async def bench(ctx):
+        for _ in range(20000):
+            await ctx.tick()
+            leds = ctx.get(top.led_values)
+            if leds & 0b100:
+                seen["leds"] = leds
+                return
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["leds"] & 0b111 == 0b101     # done and passed, not failed
+
+
+def test_unknown_board():
+    with pytest.raises(BoardError, match="Unknown board 'de10'; known boards: icebreaker"):
+        board("de10")
+    assert main(["build", "--board", "de10"]) == 2
+
+
+def test_build_cli_rejects_bad_config(capsys):
+    assert main(["build", "--board", "icebreaker", "--set", "rows=0"]) == 2
+    err = capsys.readouterr().err
+    assert "'rows' must be an integer in [1, 64], not 0" in err
+
+
+def test_report_parsing_and_table():
+    target = board("ulx3s-85f")
+    report = {"utilization": {"TRELLIS_COMB": {"used": 1000, "available": 83640},
+                              "TRELLIS_FF": {"used": 500, "available": 83640},
+                              "MULT18X18D": {"used": 64, "available": 156},
+                              "DP16KD": {"used": 10, "available": 208}},
+              "fmax": {"clk": {"achieved": 101.5, "constraint": 100.0}}}
+    resources, fmax = _parse_report(target, report, "top")
+    assert resources["dsps"] == {"used": 64, "available": 156} and fmax == 101.5
+    result = summarise(target, PRESETS["ulx3s-85f"], [
+        {"seed": 1, "resources": resources, "fmax_mhz": 101.5, "wall_seconds": 1},
+        {"seed": 2, "resources": resources, "fmax_mhz": 90.0, "wall_seconds": 1},
+        {"seed": 3, "resources": resources, "fmax_mhz": 95.0, "wall_seconds": 1}])
+    assert result["fmax_mhz"] == {"min": 90.0, "median": 95.0, "max": 101.5}
+    table = markdown_table([result])
+    assert "| ulx3s-85f | 8 x 8 | 64 | 1000 / 83640 (1 %)" in table
+    assert "90.0 / 95.0 / 101.5" in table
