@@ -6,7 +6,7 @@ Both ends insert random idle cycles (source) or back-pressure (sink) drawn from 
 
 from amaranth.lib import data
 
-__all__ = ["send_stream", "receive_stream"]
+__all__ = ["send_stream", "receive_stream", "run_selftest"]
 
 
 async def send_stream(ctx, port, values, rng, stall=0.0):
@@ -46,3 +46,31 @@ async def receive_stream(ctx, port, count, rng, stall=0.0, out=None, max_cycles=
             out.append(payload)
     ctx.set(port.ready, 0)
     return out
+
+
+def run_selftest(config, program, *, stall=True, watchdog=4096, max_cycles=50000):
+    """Simulate :class:`rsaccel.boards.selftest.SelfTest` until ``done``; return its outputs.
+
+    Returns ``{}`` if it does not finish within ``max_cycles``, else ``cycles`` (after reset),
+    ``passed``, ``failed``, ``mismatches`` and ``readback``.
+    """
+    from amaranth.sim import Simulator
+    from ..boards.selftest import SelfTest
+
+    dut = SelfTest(config, program, stall=stall, watchdog=watchdog)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    result = {}
+
+    async def bench(ctx):
+        for cycle in range(max_cycles):
+            await ctx.tick()
+            if ctx.get(dut.done):
+                result.update(cycles=cycle, passed=ctx.get(dut.passed),
+                              failed=ctx.get(dut.failed), mismatches=ctx.get(dut.mismatches),
+                              readback=ctx.get(dut.readback))
+                return
+
+    sim.add_testbench(bench)
+    sim.run()
+    return result

@@ -11,29 +11,14 @@ from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
 from rsaccel.cli import main
 from rsaccel.config import PRESETS, preset
 from rsaccel.gen.compiler import compile_layer, expected_output_words, unpack_outputs
+from rsaccel.sim.amaranth_tb import run_selftest as _run_selftest
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
 
 TINY = preset("tiny")
 
 
-def run_selftest(config, program, *, stall=True, max_cycles=20000):
-    dut = SelfTest(config, program, stall=stall, watchdog=2000)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    result = {}
-
-    async def bench(ctx):
-        for cycle in range(max_cycles):
-            await ctx.tick()
-            if ctx.get(dut.done):
-                result.update(cycles=cycle, passed=ctx.get(dut.passed),
-                              failed=ctx.get(dut.failed), mismatches=ctx.get(dut.mismatches),
-                              readback=ctx.get(dut.readback))
-                return
-
-    sim.add_testbench(bench)
-    sim.run()
-    return result
+def run_selftest(config, program, *, stall=True):
+    return _run_selftest(config, program, stall=stall, watchdog=2000, max_cycles=20000)
 
 
 @pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups"])
