@@ -18,7 +18,18 @@ import statistics
 import time
 from pathlib import Path
 
-__all__ = ["TOOL_ENV", "missing_tools", "prepare_board", "build_board", "summarise"]
+__all__ = ["TOOL_ENV", "BuildError", "missing_tools", "prepare_board", "build_board", "summarise",
+           "log_utilisation"]
+
+
+class BuildError(RuntimeError):
+    """A tool failed; ``resources`` holds the utilisation nextpnr logged before failing (so a
+    design that does not fit says by how much), ``log`` the path of the log to read."""
+
+    def __init__(self, message, resources=None, log=None):
+        super().__init__(message)
+        self.resources = resources or {}
+        self.log = log
 
 #: Environment variables Amaranth reads to find each tool, set to the YoWASP commands.
 TOOL_ENV = {
@@ -64,8 +75,20 @@ def prepare_board(target, config, *, name="top", seed=1):
     from .targets import BoardTop
     platform = _platform(target, target.target_hz)
     top = BoardTop(target, config)
-    return platform.build(top, name=name, do_build=False,
-                          nextpnr_opts=f"--seed {seed} --report {name}_report.json")
+    options = {"nextpnr_opts": f"--seed {seed} --report {name}_report.json"}
+    if target.family == "ice40":
+        options["synth_opts"] = "-dsp"     # multipliers into the UP5K's SB_MAC16 blocks
+    return platform.build(top, name=name, do_build=False, **options)
+
+
+def log_utilisation(target, text):
+    """Utilisation (as in :func:`build_board`) from the "Device utilisation" lines of a nextpnr
+    log, for builds that fail before writing their report."""
+    import re
+    cells = {}
+    for cell, used, available in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text):
+        cells[cell] = {"used": int(used), "available": int(available)}
+    return _parse_report(target, {"utilization": cells}, None)[0]
 
 
 def _parse_report(target, report, name):
@@ -88,7 +111,8 @@ def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print)
     (``luts``, ``ffs``, ``dsps``, ``brams`` used/available), the Fmax nextpnr achieved in MHz
     and the wall time; plus ``fmax_mhz`` min/median/max over the seeds. The bitstream of the
     first seed is copied to ``build_dir/<name>.<bit|bin>``. Raises ``RuntimeError`` if a tool
-    is missing or fails (the tool's log is named in the message).
+    is missing, :class:`BuildError` if a tool fails (the message names the log, and says by how
+    much the design is too large when placement ran out of cells).
     """
     missing = missing_tools(target)
     if missing:
@@ -107,8 +131,15 @@ def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print)
         try:
             products = plan.execute_local(str(seed_dir), env=env)
         except Exception as exc:
-            raise RuntimeError(f"{target.name} build failed for seed {seed} ({exc}); see the "
-                               f"logs in {seed_dir} ({name}.rpt, {name}.tim)") from None
+            log_path = seed_dir / f"{name}.tim"
+            resources = (log_utilisation(target, log_path.read_text(errors="replace"))
+                         if log_path.exists() else {})
+            over = [f"{k} {v['used']}/{v['available']}" for k, v in resources.items()
+                    if v["available"] and v["used"] > v["available"]]
+            reason = f"does not fit: {', '.join(over)}" if over else str(exc)
+            raise BuildError(f"{target.name} build failed for seed {seed}: {reason}; see the "
+                             f"logs in {seed_dir} ({name}.rpt, {name}.tim)",
+                             resources=resources, log=log_path) from None
         report = json.loads(products.get(f"{name}_report.json", mode="t"))
         resources, fmax = _parse_report(target, report, name)
         runs.append({"seed": seed, "resources": resources, "fmax_mhz": fmax,

@@ -290,14 +290,13 @@ class SelfTest(wiring.Component):
                 m.d.sync += finished.eq(1)
 
         # Watchdog: no progress for ``watchdog`` cycles ends the self-test as failed.
-        with m.If(finished | timed_out):
-            pass
-        with m.Elif(progress):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle == self._watchdog):
-            m.d.sync += timed_out.eq(1)
-        with m.Else():
-            m.d.sync += idle.eq(idle + 1)
+        with m.If(~finished & ~timed_out):
+            with m.If(progress):
+                m.d.sync += idle.eq(0)
+            with m.Elif(idle == self._watchdog):
+                m.d.sync += timed_out.eq(1)
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
 
         done = finished | timed_out
         ok = finished & ~timed_out & ~mismatch & ~bus_error & ~status_bad

@@ -235,6 +235,11 @@ class _Emitter:
 
     def nest_words(self, nest):
         idw = self.c.noc_id_width
+        limit = 1 << self.c.nest_count_width
+        for count, *_ in nest.padded():
+            if count >= limit:
+                raise LayerError(f"A loop count of {count} exceeds the loop nests' "
+                                 f"{self.c.nest_count_width}-bit counters (at most {limit - 1})")
         return _words(NestDescriptor(idw).const(nest.as_fields(idw)).as_bits(), NEST_WORDS)
 
     def output_words(self, *, count, base, row_step, col_step, shift, relu, final):

@@ -116,6 +116,9 @@ def derived_sizes(config):
         "spad_bytes": config.num_pes * (config.filter_spad_depth * dw + config.ifmap_spad_depth * dw
                                         + config.psum_spad_depth * aw) // 8,
         "glb_words": config.glb_words,
+        "glb_elements": config.glb_elements,
+        "element_addr_width": config.element_addr_width,
+        "nest_count_width": config.nest_count_width,
         "glb_data_bytes": config.glb_banks * config.glb_bank_depth * config.stream_width // 8,
         "glb_filter_bytes": (config.glb_filter_banks * config.glb_bank_depth
                              * config.stream_width // 8),

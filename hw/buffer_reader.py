@@ -61,7 +61,9 @@ class BufferReader(wiring.Component):
         slot_bits = exact_log2(per_word)
         elem_bits = self._element_lanes * cfg.data_width
 
-        m.submodules.nest = nest = LoopNest(id_width=cfg.noc_id_width)
+        m.submodules.nest = nest = LoopNest(id_width=cfg.noc_id_width,
+                                            addr_width=cfg.element_addr_width,
+                                            count_width=cfg.nest_count_width)
         wiring.connect(m, wiring.flipped(self.desc), nest.desc)
         layout = TaggedLayout(cfg.noc_id_width, signed(self._value_width))
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=layout.size,

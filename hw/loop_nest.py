@@ -24,7 +24,8 @@ def NestDescriptor(id_width):
             row  = row0 + sum(i_k * row_step_k)      (modulo 2**id_width)
             col  = col0 + sum(i_k * col_step_k)      (modulo 2**id_width)
 
-    A zero count anywhere gives no points. Strides are two's complement.
+    A zero count anywhere gives no points. Strides are two's complement. This is the layout on
+    the command stream; a :class:`LoopNest` may keep fewer address and count bits inside.
     """
     level = data.StructLayout({
         "count": COUNT_WIDTH,
@@ -55,6 +56,19 @@ class LoopNest(wiring.Component):
     ``last`` marks the final point. An empty nest produces nothing and returns to idle after one
     cycle. No multiplier: each level keeps its running start values and adds its strides.
 
+    Parameters
+    ----------
+    id_width : int
+        Width of the row and column tags.
+    addr_width : int
+        Address bits kept and computed (1 to :data:`ADDR_WIDTH`): addresses are generated modulo
+        ``2**addr_width`` and zero-extended on ``o``, which is exact for every nest whose points
+        lie below ``2**addr_width`` (two's complement strides wrap correctly).
+    count_width : int
+        Count bits kept (1 to :data:`COUNT_WIDTH`): a descriptor count is taken modulo
+        ``2**count_width``, so its issuer must keep counts below that (the layer compiler does,
+        from the configuration's :attr:`~rsaccel.config.AccelConfig.nest_count_width`).
+
     Attributes
     ----------
     desc : In(stream.Signature(NestDescriptor(id_width)))
@@ -63,10 +77,18 @@ class LoopNest(wiring.Component):
         A nest is being walked (or its last point not yet taken).
     """
 
-    def __init__(self, *, id_width):
+    def __init__(self, *, id_width, addr_width=ADDR_WIDTH, count_width=COUNT_WIDTH):
         if not isinstance(id_width, int) or id_width < 1:
             raise TypeError(f"ID width must be a positive integer, not {id_width!r}")
+        for name, value, limit in (("Address width", addr_width, ADDR_WIDTH),
+                                   ("Count width", count_width, COUNT_WIDTH)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 1 <= value <= limit:
+                raise ValueError(f"{name} must be between 1 and {limit}, not {value}")
         self._id_width = id_width
+        self._addr_width = addr_width
+        self._count_width = count_width
         super().__init__({
             "desc": In(stream.Signature(NestDescriptor(id_width))),
             "o": Out(stream.Signature(NestPoint(id_width))),
@@ -75,12 +97,16 @@ class LoopNest(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        idw = self._id_width
+        idw, aw, cw = self._id_width, self._addr_width, self._count_width
         levels = range(NEST_LEVELS)
-        desc = Signal(NestDescriptor(idw))
-        index = [Signal(COUNT_WIDTH, name=f"i{k}") for k in levels]
+        # the descriptor as kept: only the address and count bits this nest computes with
+        desc = Signal(data.StructLayout({
+            "levels": data.ArrayLayout(data.StructLayout({
+                "count": cw, "addr_step": aw, "row_step": idw, "col_step": idw}), NEST_LEVELS),
+        }))
+        index = [Signal(cw, name=f"i{k}") for k in levels]
         # running values of the current point contributed by levels >= k
-        addr = [Signal(ADDR_WIDTH, name=f"addr{k}") for k in levels]
+        addr = [Signal(aw, name=f"addr{k}") for k in levels]
         row = [Signal(idw, name=f"row{k}") for k in levels]
         col = [Signal(idw, name=f"col{k}") for k in levels]
         active = Signal()      # a point is loaded in the output register or being generated
@@ -102,10 +128,15 @@ class LoopNest(wiring.Component):
 
         with m.If(self.desc.valid & self.desc.ready):
             d = self.desc.payload
-            empty = Cat(d.levels[k].count == 0 for k in levels).any()
-            m.d.sync += [desc.eq(d), active.eq(~empty)]
+            empty = Cat(d.levels[k].count[:cw] == 0 for k in levels).any()
+            m.d.sync += active.eq(~empty)
             for k in levels:
-                m.d.sync += [index[k].eq(0), addr[k].eq(d.base), row[k].eq(d.row),
+                m.d.sync += [desc.levels[k].count.eq(d.levels[k].count[:cw]),
+                             desc.levels[k].addr_step.eq(d.levels[k].addr_step[:aw]),
+                             desc.levels[k].row_step.eq(d.levels[k].row_step),
+                             desc.levels[k].col_step.eq(d.levels[k].col_step)]
+            for k in levels:
+                m.d.sync += [index[k].eq(0), addr[k].eq(d.base[:aw]), row[k].eq(d.row),
                              col[k].eq(d.col)]
 
         with m.If(self.o.valid & self.o.ready):
@@ -116,7 +147,7 @@ class LoopNest(wiring.Component):
                 cond = Cat(last_index[:k]).all() if k else C(1)
                 lower_done = cond & ~last_index[k]
                 with m.If(lower_done):
-                    new_addr = (addr[k] + lv[k].addr_step)[:ADDR_WIDTH]
+                    new_addr = (addr[k] + lv[k].addr_step)[:aw]
                     new_row = (row[k] + lv[k].row_step)[:idw]
                     new_col = (col[k] + lv[k].col_step)[:idw]
                     m.d.sync += index[k].eq(index[k] + 1)

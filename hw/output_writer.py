@@ -71,14 +71,16 @@ class OutputWriter(wiring.Component):
         m = Module()
         dw, aw = cfg.data_width, cfg.acc_width
         job = Signal(OutputDescriptor(cfg))
-        remaining = Signal(24)
+        # only the address and count bits the configuration's buffer needs are computed
+        ew, cw = cfg.element_addr_width, min(24, cfg.glb_elements.bit_length())
+        remaining = Signal(cw)
         active = Signal()
         m.d.comb += self.desc.ready.eq(~active)
         with m.If(self.desc.valid & ~active):
-            m.d.sync += [job.eq(self.desc.payload), remaining.eq(self.desc.payload.count),
-                         active.eq(self.desc.payload.count != 0)]
+            m.d.sync += [job.eq(self.desc.payload), remaining.eq(self.desc.payload.count[:cw]),
+                         active.eq(self.desc.payload.count[:cw] != 0)]
 
-        counts = Array(Signal(24, name=f"count_{r}_{c}")
+        counts = Array(Signal(cw, name=f"count_{r}_{c}")
                        for r in range(cfg.rows) for c in range(cfg.cols))
         with m.If(self.desc.valid & ~active):
             for cnt in counts:
@@ -86,7 +88,7 @@ class OutputWriter(wiring.Component):
 
         # stage 1: address and value
         s1_valid = Signal()
-        s1_addr = Signal(ADDR_WIDTH)
+        s1_addr = Signal(ew)
         s1_value = Signal(signed(aw))
         s1_final = Signal()
         write_stall = Signal()
@@ -125,8 +127,8 @@ class OutputWriter(wiring.Component):
             m.d.sync += s1_valid.eq(take)
         with m.If(take):
             m.d.sync += [
-                s1_addr.eq(job.base + src.row * job.row_step + src.col * job.col_step
-                           + counts[index]),
+                s1_addr.eq(job.base[:ew] + src.row * job.row_step[:ew]
+                           + src.col * job.col_step[:ew] + counts[index]),
                 s1_value.eq(Mux(job.final, final_value, acc)),
                 s1_final.eq(job.final),
                 counts[index].eq(counts[index] + 1),

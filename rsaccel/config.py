@@ -146,6 +146,12 @@ class AccelConfig:
             raise ValueError(
                 f"Config field 'acc_width' = {self.acc_width} needs {self.psum_lanes} "
                 f"data_width lanes per psum, more than the {lanes} of a stream word")
+        if self.glb_elements > 1 << 24:
+            raise ValueError(
+                f"Config fields 'glb_banks' + 'glb_filter_banks' = "
+                f"{self.glb_banks + self.glb_filter_banks} banks of 'glb_bank_depth' = "
+                f"{self.glb_bank_depth} words hold {self.glb_elements} values, more than the "
+                f"2**24 that the stream format's 24-bit element addresses reach")
         if self.psum_spad_depth > self.filter_spad_depth:
             raise ValueError(
                 f"Config field 'psum_spad_depth' must be at most filter_spad_depth = "
@@ -182,6 +188,24 @@ class AccelConfig:
         return (self.glb_banks + self.glb_filter_banks) * self.glb_bank_depth * self.stream_width // 8
 
     @property
+    def glb_elements(self):
+        """Data elements (``data_width`` values) the global buffer holds, filter banks included."""
+        return self.glb_words * self.lanes
+
+    @property
+    def element_addr_width(self):
+        """Bits of a buffer element address, as the loop nests and output writer compute it."""
+        return max(1, (self.glb_elements - 1).bit_length())
+
+    @property
+    def nest_count_width(self):
+        """Bits of a loop-nest count: enough for any count of buffer elements, of positions in
+        an ifmap row, of filter-spad entries or of PEs, at most the stream format's 16."""
+        largest = max(self.glb_elements, self.max_ifmap_row_width, self.filter_spad_depth,
+                      self.num_pes)
+        return min(16, largest.bit_length())
+
+    @property
     def rlc_pairs_per_word(self):
         """Number of (run, level) pairs in one stream word."""
         return (self.stream_width - 1) // (self.rlc_run_width + self.rlc_level_width)
@@ -214,8 +238,9 @@ PRESETS = {
                         max_stride=4, max_ofmap_width=64, counter_width=32),
     # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
-    # 8 x 8 PEs, filter spads in block RAM, 8 x 4 KiB + 1 x 4 KiB global buffer.
-    "ulx3s-85f": AccelConfig(rows=8, cols=8, filter_spad_depth=64, ifmap_spad_depth=12,
+    # 6 x 6 PEs (8 x 8 needs 117 % of the LUTs with today's PE), 8 x 4 KiB + 1 x 4 KiB global
+    # buffer; see docs/results/boards.md.
+    "ulx3s-85f": AccelConfig(rows=6, cols=6, filter_spad_depth=64, ifmap_spad_depth=12,
                              psum_spad_depth=8, glb_banks=8, glb_bank_depth=512,
                              glb_filter_banks=1, max_stride=4, max_ofmap_width=64,
                              counter_width=32, noc_id_width=4),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rsaccel.boards.build import _parse_report, summarise
+from rsaccel.boards.build import _parse_report, log_utilisation, summarise
 from rsaccel.boards.report import markdown_table
 from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
 from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
@@ -154,5 +154,18 @@ def test_report_parsing_and_table():
         {"seed": 3, "resources": resources, "fmax_mhz": 95.0, "wall_seconds": 1}])
     assert result["fmax_mhz"] == {"min": 90.0, "median": 95.0, "max": 101.5}
     table = markdown_table([result])
-    assert "| ulx3s-85f | 8 x 8 | 64 | 1000 / 83640 (1 %)" in table
+    assert "| ulx3s-85f | 6 x 6 | 36 | 1000 / 83640 (1 %)" in table
     assert "90.0 / 95.0 / 101.5" in table
+
+
+def test_utilisation_from_a_failed_placement_log():
+    log = """Info: Device utilisation:
+Info: \t         ICESTORM_LC:   16059/   5280   304%
+Info: \t        ICESTORM_RAM:      20/     30    66%
+Info: \t        ICESTORM_DSP:       4/      8    50%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+    resources = log_utilisation(board("icebreaker"), log)
+    assert resources["luts"] == {"used": 16059, "available": 5280}
+    assert resources["brams"] == {"used": 20, "available": 30}
+    assert resources["dsps"] == {"used": 4, "available": 8}

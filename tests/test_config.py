@@ -58,7 +58,7 @@ def test_rlc_pair_must_fit_the_stream_word():
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match="Unknown preset 'nope'; known presets: eyeriss, tiny"):
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'; known presets: eyeriss, icebreaker, tiny, ulx3s-85f"):
         preset("nope")
 
 
@@ -74,3 +74,18 @@ def test_parse_value():
 def test_every_preset_valid():
     for name, config in PRESETS.items():
         assert AccelConfig(**config.as_dict()) == config, name
+
+
+def test_derived_widths():
+    tiny = preset("tiny")
+    # 5 banks x 256 words x 4 lanes = 5120 elements -> 13-bit element addresses
+    assert tiny.glb_elements == 5120 and tiny.element_addr_width == 13
+    assert tiny.nest_count_width == 13
+    # Eyeriss: 27 x 512 x 4 = 55296 elements; counts stay within the stream's 16 bits
+    assert preset("eyeriss").element_addr_width == 16 and preset("eyeriss").nest_count_width == 16
+    assert tiny.replace(glb_banks=64, glb_bank_depth=4096).nest_count_width == 16
+
+
+def test_buffer_beyond_24_bit_addresses_is_refused():
+    with pytest.raises(ValueError, match="more than the 2\\*\\*24 that the stream format's"):
+        preset("eyeriss").replace(glb_banks=256, glb_bank_depth=65536)

@@ -13,8 +13,8 @@ from rsaccel.sim.nest_model import Nest, nest_points
 IDW = 6
 
 
-def run_nests(nests, *, stall=0.3, seed=0):
-    dut = LoopNest(id_width=IDW)
+def run_nests(nests, *, stall=0.3, seed=0, **widths):
+    dut = LoopNest(id_width=IDW, **widths)
     layout = NestDescriptor(IDW)
     rng = random.Random(seed)
     total = sum(n.size for n in nests)
@@ -70,3 +70,30 @@ def test_empty_nest_produces_nothing():
     empty = Nest(levels=[(3, 1, 0, 0), (0, 1, 0, 0)])
     full = Nest(base=7, levels=[(2, 1, 0, 0)])
     assert run_nests([empty, full], stall=0.0) == [(7, 0, 0, 0), (8, 0, 0, 1)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(nest, min_size=1, max_size=3), st.integers(0, 2**16))
+def test_narrow_nests_are_exact_for_points_in_range(nests, seed):
+    """With 11 address bits kept inside, nests whose points lie in [0, 2**11) are unchanged
+    (negative strides included: the arithmetic wraps modulo 2**11)."""
+    nests = [n for n in nests if all(0 <= a < 2048 for a, _, _ in nest_points(n, IDW))]
+    if nests:
+        assert run_nests(nests, seed=seed, addr_width=11, count_width=3) == expected(nests)
+
+
+def test_narrow_count_is_taken_modulo():
+    # count 9 with 3 count bits is 1
+    n = Nest(base=5, levels=[(9, 1, 0, 0)])
+    assert run_nests([n], stall=0.0, count_width=3) == [(5, 0, 0, 1)]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"addr_width": 0}, ValueError, "Address width must be between 1 and 24, not 0"),
+    ({"addr_width": 25}, ValueError, "Address width must be between 1 and 24, not 25"),
+    ({"count_width": 17}, ValueError, "Count width must be between 1 and 16, not 17"),
+    ({"count_width": "8"}, TypeError, "Count width must be an integer, not '8'"),
+])
+def test_init_wrong_widths(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        LoopNest(id_width=IDW, **kwargs)
