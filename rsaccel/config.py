@@ -146,6 +146,10 @@ class AccelConfig:
             raise ValueError(
                 f"Config field 'acc_width' = {self.acc_width} needs {self.psum_lanes} "
                 f"data_width lanes per psum, more than the {lanes} of a stream word")
+        if self.stream_width < 64:
+            raise ValueError(
+                f"Config field 'stream_width' must be at least 64 (command words carry their "
+                f"opcode in bits 63:56), not {self.stream_width}")
         if self.glb_elements > 1 << 24:
             raise ValueError(
                 f"Config fields 'glb_banks' + 'glb_filter_banks' = "

@@ -49,9 +49,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    previous = json.loads(out.with_suffix(".json").read_text()) \
-        if out.with_suffix(".json").exists() else {"boards": {}}
-    results = previous.get("boards", {})
+    results = {}
     for name in args.board or sorted(BOARDS):
         target = board(name)
         base = preset(name)
@@ -88,6 +86,10 @@ def main(argv=None):
                          "overrides": args.set}
         print(markdown_table([fitted]) if fitted else f"{name}: no size fitted", end="")
 
+    # merge with the boards other runs measured (read now: another sweep may have finished)
+    previous = (json.loads(out.with_suffix(".json").read_text())
+                if out.with_suffix(".json").exists() else {"boards": {}})
+    results = {**previous.get("boards", {}), **results}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"boards": results}, indent=2) + "\n")
     lines = ["# Board builds", "",

@@ -89,3 +89,9 @@ def test_derived_widths():
 def test_buffer_beyond_24_bit_addresses_is_refused():
     with pytest.raises(ValueError, match="more than the 2\\*\\*24 that the stream format's"):
         preset("eyeriss").replace(glb_banks=256, glb_bank_depth=65536)
+
+
+def test_stream_narrower_than_a_command_word_is_refused():
+    with pytest.raises(ValueError, match="'stream_width' must be at least 64 .* not 32"):
+        preset("tiny").replace(stream_width=32, data_width=8, acc_width=16, rlc_level_width=8,
+                               rlc_run_width=4)
