@@ -55,9 +55,14 @@ _RESOURCE_CELLS = {
 
 
 def missing_tools(target):
-    """Names of the YoWASP commands ``target`` needs that are not on ``PATH``."""
-    return [TOOL_ENV[var] for var in _FAMILY_TOOLS[target.family]
-            if shutil.which(os.environ.get(var, TOOL_ENV[var])) is None]
+    """Names of what ``target``'s build needs and does not find: the YoWASP commands on ``PATH``
+    and the amaranth-boards package."""
+    import importlib.util
+    missing = [TOOL_ENV[var] for var in _FAMILY_TOOLS[target.family]
+               if shutil.which(os.environ.get(var, TOOL_ENV[var])) is None]
+    if importlib.util.find_spec("amaranth_boards") is None:
+        missing.append("amaranth-boards")
+    return missing
 
 
 def _platform(target, constrain_hz):
@@ -104,13 +109,15 @@ def _parse_report(target, report, name):
     return resources, (min(achieved) if achieved else None)
 
 
-def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print):
+def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print,
+                keep_bitstream=True):
     """Build ``config`` for ``target`` once per seed; return the measured results.
 
     Returns a dictionary with the board, the configuration, and per seed the utilisation
     (``luts``, ``ffs``, ``dsps``, ``brams`` used/available), the Fmax nextpnr achieved in MHz
-    and the wall time; plus ``fmax_mhz`` min/median/max over the seeds. The bitstream of the
-    first seed is copied to ``build_dir/<name>.<bit|bin>``. Raises ``RuntimeError`` if a tool
+    and the wall time; plus ``fmax_mhz`` min/median/max over the seeds. With
+    ``keep_bitstream``, the bitstream of the first seed is copied to
+    ``build_dir/<name>.<bit|bin>``. Raises ``RuntimeError`` if a tool
     is missing, :class:`BuildError` if a tool fails (the message names the log, and says by how
     much the design is too large when placement ran out of cells).
     """
@@ -144,9 +151,10 @@ def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print)
         resources, fmax = _parse_report(target, report, name)
         runs.append({"seed": seed, "resources": resources, "fmax_mhz": fmax,
                      "wall_seconds": round(time.time() - start, 1)})
-        log(f"{target.name}: seed {seed}: Fmax {fmax:.1f} MHz, "
+        fmax_text = f"{fmax:.1f} MHz" if fmax is not None else "not reported"
+        log(f"{target.name}: seed {seed}: Fmax {fmax_text}, "
             + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in resources.items()))
-        if len(runs) == 1:
+        if keep_bitstream and len(runs) == 1:
             ext = "bit" if target.family == "ecp5" else "bin"
             shutil.copy(seed_dir / f"{name}.{ext}", build_dir / f"{name}.{ext}")
     return summarise(target, config, runs)

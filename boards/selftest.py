@@ -84,8 +84,9 @@ class SelfTest(wiring.Component):
     than hanging), stream ``program.words`` into ``s_axis`` while checking every ``m_axis`` word
     against ``program.expected`` under its mask (with the expected ``tlast``; no word may follow
     the SYNC marker), read ``status`` (its error fields must be zero), then read every register
-    word of the map and fold it into ``readback`` (rotate left by one, XOR). Then ``done`` rises
-    with exactly one of ``passed`` or ``failed``.
+    word of the map and fold it into ``readback`` (rotate left by one, XOR); ``timeout`` must
+    read back the value written. Then ``done`` rises with exactly one of ``passed`` or
+    ``failed``, and the verdict is latched: nothing that happens afterwards changes it.
 
     Both streams run with pseudo-random stalls from an LFSR (``stall=True``): idle cycles on
     ``s_axis`` and back-pressure on ``m_axis``, so the board exercises the same flow control as
@@ -208,7 +209,8 @@ class SelfTest(wiring.Component):
                     m.d.sync += outputs_done.eq(1)
 
         # AXI4-Lite master: one write, then reads.
-        axil_addr = Signal(12)
+        # the address is valid from the first cycle: the write's AW handshake may happen at once
+        axil_addr = Signal(12, init=regs["timeout"]["offset"])
         read_data = Signal(32)
         bus_error = Signal()
         status_bad = Signal()
@@ -217,6 +219,7 @@ class SelfTest(wiring.Component):
         aw_done = Signal()
         w_done = Signal()
         finished = Signal()
+        verdict_ok = Signal()       # latched as the self-test finishes: later words change nothing
         timed_out = Signal()
         idle = Signal(range(self._watchdog + 1))
 
@@ -234,7 +237,6 @@ class SelfTest(wiring.Component):
         with m.FSM():
             with m.State("WRITE_TIMEOUT"):
                 m.d.comb += [acc.s_axil_awvalid.eq(~aw_done), acc.s_axil_wvalid.eq(~w_done)]
-                m.d.sync += axil_addr.eq(regs["timeout"]["offset"])
                 with m.If(acc.s_axil_awvalid & acc.s_axil_awready):
                     m.d.sync += aw_done.eq(1)
                 with m.If(acc.s_axil_wvalid & acc.s_axil_wready):
@@ -280,14 +282,21 @@ class SelfTest(wiring.Component):
                         axil_addr.eq(axil_addr + 4),
                         scan_word.eq(scan_word + 1),
                     ]
-                    with m.If(acc.s_axil_rresp != 0):
+                    # the timeout register must read back what was written to it
+                    timeout_word = regs["timeout"]["offset"] // 4
+                    with m.If((acc.s_axil_rresp != 0)
+                              | ((scan_word == timeout_word)
+                                 & (acc.s_axil_rdata != self._watchdog))):
                         m.d.sync += bus_error.eq(1)
                     with m.If(scan_word == map_words - 1):
+                        m.d.sync += [finished.eq(1),
+                                     verdict_ok.eq(~mismatch & ~bus_error & ~status_bad
+                                                   & (acc.s_axil_rresp == 0))]
                         m.next = "DONE"
                     with m.Else():
                         m.next = "SCAN_ADDRESS"
             with m.State("DONE"):
-                m.d.sync += finished.eq(1)
+                pass
 
         # Watchdog: no progress for ``watchdog`` cycles ends the self-test as failed.
         with m.If(~finished & ~timed_out):
@@ -299,7 +308,7 @@ class SelfTest(wiring.Component):
                 m.d.sync += idle.eq(idle + 1)
 
         done = finished | timed_out
-        ok = finished & ~timed_out & ~mismatch & ~bus_error & ~status_bad
+        ok = finished & verdict_ok & ~timed_out
         m.d.comb += [
             self.done.eq(done),
             self.passed.eq(done & ok),

@@ -2,9 +2,10 @@
 
 The header is written from the same manifest dictionary as ``manifest.json`` (see
 :func:`rsaccel.gen.verilog.manifest`), so the register offsets, widths, opcodes and error codes
-a driver compiles against are the ones the Verilog was generated with. Every macro carries the
-top module's name in upper case as a prefix, so headers of two differently named accelerators
-can be included in one translation unit. The output is plain C99 with no includes and compiles
+a driver compiles against are the ones the Verilog was generated with. Every macro is
+``<NAME>_<GROUP>_<ITEM>``: the top module's name in upper case, then a group (``CFG``, ``SIZE``,
+``REG``, ``STATUS``, ``ACCESS``, an enum's name), so headers of accelerators whose upper-cased
+names differ can be included in one translation unit. The output is plain C99 with no includes and compiles
 cleanly with ``gcc -Wall -Wextra -Werror -pedantic``.
 """
 
@@ -58,7 +59,7 @@ def c_header(manifest):
 
     lines += ["", "/* Derived sizes. */"]
     for name, value in manifest["derived"].items():
-        _define(lines, _macro(prefix, name), _unsigned(value))
+        _define(lines, _macro(prefix, "SIZE", name), _unsigned(value))
 
     registers = manifest["registers"]
     if registers:

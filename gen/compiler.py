@@ -76,8 +76,13 @@ class Layer:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise LayerError(f"Layer field '{name}' must be a positive integer, not {value!r}")
-        if not isinstance(self.pad, int) or self.pad < 0:
-            raise LayerError(f"Layer field 'pad' must be a non-negative integer, not {self.pad!r}")
+        for name in ("pad", "out_shift"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise LayerError(f"Layer field '{name}' must be a non-negative integer, "
+                                 f"not {value!r}")
+        if not isinstance(self.relu, bool):
+            raise LayerError(f"Layer field 'relu' must be true or false, not {self.relu!r}")
         if self.C % self.groups or self.M % self.groups:
             raise LayerError(f"Layer C={self.C} and M={self.M} must be divisible by "
                              f"groups={self.groups}")

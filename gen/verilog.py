@@ -61,9 +61,10 @@ _VERILOG_KEYWORDS = frozenset("""
 
 def _check_name(name):
     if (not isinstance(name, str) or not name.isascii() or not name.isidentifier()
-            or name in _VERILOG_KEYWORDS):
-        raise ValueError(f"Top module name must be an ASCII Verilog identifier that is not a "
-                         f"keyword, not {name!r}")
+            or name in _VERILOG_KEYWORDS or not name[0].isalpha()):
+        raise ValueError(f"Top module name must be an ASCII Verilog identifier that starts with "
+                         f"a letter and is not a keyword (it also names the C header's macros), "
+                         f"not {name!r}")
 
 
 def convert(config, *, name=DEFAULT_TOP_NAME, top=None):

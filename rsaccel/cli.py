@@ -94,17 +94,21 @@ def _cmd_run(args):
     config = resolve_config(args.preset, args.set, args.config)
     layer = load_layer(args.layer)
     try:
-        with np.load(args.inputs) as npz:
-            tensors = {}
-            for key in ("ifmap", "weights", "bias"):
-                if key not in npz.files:
-                    raise UsageError(f"inputs file {args.inputs!r} has no array {key!r} "
-                                     f"(it needs ifmap, weights and bias)")
-                tensors[key] = npz[key]
+        archive = np.load(args.inputs)
     except OSError as exc:
         raise UsageError(f"cannot read inputs file {args.inputs!r}: {exc}") from None
     except ValueError as exc:
         raise UsageError(f"inputs file {args.inputs!r} is not an .npz archive: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):   # a plain .npy array
+        raise UsageError(f"inputs file {args.inputs!r} is not an .npz archive (it holds one "
+                         f"array; save ifmap, weights and bias with numpy.savez)")
+    with archive:
+        tensors = {}
+        for key in ("ifmap", "weights", "bias"):
+            if key not in archive.files:
+                raise UsageError(f"inputs file {args.inputs!r} has no array {key!r} "
+                                 f"(it needs ifmap, weights and bias)")
+            tensors[key] = archive[key]
     try:
         result = run_layer(config, layer, tensors["ifmap"], tensors["weights"], tensors["bias"],
                            simulator=args.sim, build_root=args.build_dir, seed=args.seed,
@@ -115,8 +119,11 @@ def _cmd_run(args):
         print(f"rsaccel: error: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, ofmap=result.ofmap)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, ofmap=result.ofmap)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     report = {
         "layer": {k: getattr(layer, k) for k in LAYER_FIELDS},
         "preset": args.preset, "config": config.as_dict(), "simulator": args.sim,
@@ -168,18 +175,22 @@ def _cmd_build(args):
     if missing:
         raise UsageError(f"missing FPGA tools {', '.join(missing)}; install them with "
                          f"pip install 'rsaccel[boards]'")
+    from .gen.compiler import LayerError
     out = Path(args.output or Path("build") / target.name)
     try:
         result = build_board(target, config, out, seeds=range(1, args.seeds + 1),
                              log=lambda text: print(text, file=sys.stderr))
-    except (ValueError, TypeError) as exc:   # the self-test layer does not fit the config
-        raise UsageError(str(exc)) from None
+        from .boards.report import markdown_table
+        (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "report.md").write_text(markdown_table([result]))
+    except LayerError as exc:   # the self-test's built-in layer cannot run on this config
+        raise UsageError(f"the board self-test layer cannot run on this configuration: "
+                         f"{exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write to {str(out)!r}: {exc.strerror or exc}") from None
     except RuntimeError as exc:
         print(f"rsaccel: error: {exc}", file=sys.stderr)
         return 1
-    from .boards.report import markdown_table
-    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "report.md").write_text(markdown_table([result]))
     print(markdown_table([result]), end="")
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and the bitstream in {out}")
     return 0

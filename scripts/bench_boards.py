@@ -22,6 +22,7 @@ from rsaccel.boards.build import BuildError, build_board
 from rsaccel.boards.report import markdown_table
 from rsaccel.boards.targets import BOARDS, board
 from rsaccel.config import parse_value, preset
+from rsaccel.gen.compiler import LayerError
 
 DEFAULT_SIZES = {"ulx3s-85f": ["8x8", "7x8", "6x8", "4x8"], "icebreaker": ["2x2", "1x2", "1x1"]}
 
@@ -66,14 +67,15 @@ def main(argv=None):
             start = time.time()
             try:
                 result = build_board(target, config, build_dir, seeds=[1])
-            except BuildError as exc:
+            except (BuildError, LayerError) as exc:
                 print(f"{name} {rows}x{cols}: {exc}", file=sys.stderr)
                 attempts.append({"rows": rows, "cols": cols, "fits": False,
                                  "resources": exc.resources, "error": str(exc).split(";")[0],
                                  "wall_seconds": round(time.time() - start, 1)})
                 continue
             if args.seeds > 1:
-                more = build_board(target, config, build_dir, seeds=range(2, args.seeds + 1))
+                more = build_board(target, config, build_dir, seeds=range(2, args.seeds + 1),
+                                   keep_bitstream=False)
                 result["runs"] += more["runs"]
                 from rsaccel.boards.build import summarise
                 result = summarise(target, config, result["runs"])

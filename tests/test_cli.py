@@ -44,6 +44,7 @@ def test_manifest_contents(tmp_path):
     (["--set", "colz=3"], "Unknown config field 'colz'"),
     (["--set", "acc_width=20"], "'acc_width' must be at least 2 * data_width = 32"),
     (["--name", "1bad"], "Top module name must be an ASCII Verilog identifier"),
+    (["--name", "_acc"], "starts with a letter"),
     (["--name", "module"], "not a keyword"),
     (["--set", "rows"], "expected FIELD=VALUE, not 'rows'"),
     (["--block", "gpu"], "invalid choice: 'gpu'"),
@@ -120,6 +121,9 @@ def test_run_layer(tmp_path, hdl_build_root, capsys, monkeypatch):
     (dict(npz="range"), "ifmap value 99999 at index (0, 0, 0, 0)"),
     (dict(npz="shape"), "weights must have shape (2, 2, 3, 3)"),
     (dict(layer_text="{nope"), "is not valid JSON"),
+    (dict(layer={"out_shift": "3"}), "'out_shift' must be a non-negative integer, not '3'"),
+    (dict(layer={"relu": 1}), "'relu' must be true or false, not 1"),
+    (dict(npz="npy"), "is not an .npz archive"),
 ])
 def test_run_errors(tmp_path, capsys, change, message):
     import numpy as np
@@ -138,6 +142,9 @@ def test_run_errors(tmp_path, capsys, change, message):
     elif kind == "shape":
         arrays["weights"] = arrays["weights"][:, :, :, :2]
     np.savez(tmp_path / "in.npz", **arrays)
+    if kind == "npy":   # a plain .npy array where an archive is expected
+        np.save(tmp_path / "in.npz.npy", arrays["ifmap"])
+        (tmp_path / "in.npz.npy").rename(tmp_path / "in.npz")
     code = main(["run", "--preset", "tiny", "--layer", str(tmp_path / "layer.json"),
                  "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz")])
     err = capsys.readouterr().err

@@ -132,6 +132,8 @@ int main(void) {{
            (unsigned)ACC_A_STATUS_ERROR_MASK);
     printf("sync %u\\n", (unsigned)ACC_A_OPCODE_SYNC);
     printf("version %u\\n", (unsigned)ACC_A_STREAM_FORMAT_VERSION);
+    printf("fixed %x %x %x %x\\n", (unsigned)ACC_A_REG_CONTROL, (unsigned)ACC_A_REG_STATUS,
+           (unsigned)ACC_A_REG_TIMEOUT, (unsigned)ACC_A_SIZE_NUM_PES);
 {prints}
     return 0;
 }}
@@ -146,8 +148,11 @@ int main(void) {{
     assert lines[1] == "status_error 4 15"
     assert lines[2] == "sync 5"
     assert lines[3] == "version 1"
+    # written out by hand (hw/accelerator.py's register order): control, soft_reset,
+    # clear_counters, irq_clear, status, sync_count, timeout; 3 x 4 PEs
+    assert lines[4] == "fixed 0 10 18 c"
     access = {"ro": 0, "rw": 1, "w1p": 2}
-    for line, reg in zip(lines[4:], regs, strict=True):
+    for line, reg in zip(lines[5:], regs, strict=True):
         assert line == f"{reg['name']} {reg['offset']} {reg['width']} {access[reg['access']]}"
 
 
@@ -172,3 +177,20 @@ def test_top_level_help_lists_commands(capsys):
     text = capsys.readouterr().out
     for command in ("generate", "run", "build"):
         assert command in text
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+def test_headers_of_overlapping_names_do_not_collide(tmp_path):
+    """'acc' and 'acc_size' (or 'acc_reg'): grouped macro names keep the two apart."""
+    for name in ("acc", "acc_size", "acc_reg"):
+        _generate(tmp_path / name, "--name", name)
+    source = tmp_path / "both.c"
+    source.write_text('#include "acc.h"\n#include "acc_size.h"\n#include "acc_reg.h"\n'
+                      "int main(void) { return (int)(ACC_SIZE_NUM_PES - ACC_SIZE_SIZE_NUM_PES"
+                      " + ACC_REG_REG_STATUS - ACC_REG_STATUS); }\n")
+    proc = subprocess.run([CC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                           *(f"-I{tmp_path / n}" for n in ("acc", "acc_size", "acc_reg")),
+                           str(source), "-o", str(tmp_path / "both")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([str(tmp_path / "both")]).returncode == 0
