@@ -107,6 +107,14 @@ class ProcessingElement(wiring.Component):
     input stream may stall at any time. Ready signals never depend combinationally on
     ``psum_out.ready``.
 
+    Storage
+    -------
+    The three spads are ``amaranth.lib.memory`` memories: the filter spad with a synchronous
+    read port (its read is the first pipeline stage, so it can be a block RAM), the ifmap spad
+    (value and zero flag) and the psum spad each with one asynchronous read port and one write
+    port, which FPGA flows map to distributed (LUT) RAM instead of registers and read
+    multiplexers. Their contents are not reset; every entry is written before it is read.
+
     Zero gating
     -----------
     Every ifmap spad entry has a zero flag. With ``config.zero_gating`` a slot whose ifmap value is
@@ -180,11 +188,15 @@ class ProcessingElement(wiring.Component):
             shape=signed(dw), depth=cfg.filter_spad_depth, init=[])
         filt_wr = filter_spad.write_port()
         filt_rd = filter_spad.read_port()
-        ifmap_spad = Array(Signal(signed(dw), name=f"ifmap_spad{i}")
-                           for i in range(cfg.ifmap_spad_depth))
-        ifmap_zero = Array(Signal(name=f"ifmap_zero{i}") for i in range(cfg.ifmap_spad_depth))
-        psum_spad = Array(Signal(signed(aw), name=f"psum_spad{i}")
-                          for i in range(cfg.psum_spad_depth))
+        # ifmap spad: value and its zero flag; one write port, one asynchronous read port
+        m.submodules.ifmap_spad = ifmap_spad = memory.Memory(
+            shape=dw + 1, depth=cfg.ifmap_spad_depth, init=[])
+        ifmap_wr = ifmap_spad.write_port()
+        ifmap_rd = ifmap_spad.read_port(domain="comb")
+        m.submodules.psum_spad = psum_spad = memory.Memory(
+            shape=signed(aw), depth=cfg.psum_spad_depth, init=[])
+        psum_wr = psum_spad.write_port()
+        psum_rd = psum_spad.read_port(domain="comb")
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw, depth=2)
 
         # --- latched command ----------------------------------------------------------------
@@ -325,9 +337,10 @@ class ProcessingElement(wiring.Component):
                                         & (~needed | (wpos < keep_until)))
         with m.If(self.ifmap.valid & self.ifmap.ready):
             with m.If(needed):
-                m.d.sync += [
-                    ifmap_spad[wr_index].eq(self.ifmap.payload),
-                    ifmap_zero[wr_index].eq(self.ifmap.payload == 0),
+                m.d.comb += [
+                    ifmap_wr.addr.eq(wr_index),
+                    ifmap_wr.data.eq(Cat(self.ifmap.payload, self.ifmap.payload == 0)),
+                    ifmap_wr.en.eq(1),
                 ]
                 m.d.comb += incr["ifmap_spad_writes"].eq(1)
             with m.If(wchan == q_reg - 1):
@@ -359,7 +372,8 @@ class ProcessingElement(wiring.Component):
             issue.eq(operand_ready & (~need_psum | self.psum_in.valid)),
         ]
         zero = Signal()
-        m.d.comb += zero.eq(ifmap_zero[rd_index] if cfg.zero_gating else 0)
+        m.d.comb += ifmap_rd.addr.eq(rd_index)
+        m.d.comb += zero.eq(ifmap_rd.data[dw] if cfg.zero_gating else 0)
         m.d.comb += [
             filt_rd.addr.eq(faddr),
             filt_rd.en.eq(issue & ~zero),
@@ -422,7 +436,7 @@ class ProcessingElement(wiring.Component):
         with m.If(~stall):
             m.d.sync += [
                 a_valid.eq(issue),
-                a_ifmap.eq(ifmap_spad[rd_index]),
+                a_ifmap.eq(ifmap_rd.data[:dw]),
                 a_gated.eq(zero),
                 a_first.eq(first),
                 a_last.eq(last),
@@ -448,7 +462,8 @@ class ProcessingElement(wiring.Component):
         base = Signal(signed(aw))
         total = Signal(signed(aw))
         m.d.comb += [
-            base.eq(Mux(b_first, b_psum, psum_spad[b_k])),
+            psum_rd.addr.eq(b_k),
+            base.eq(Mux(b_first, b_psum, psum_rd.data)),
             total.eq(base + Mux(b_gated, 0, b_prod)),
             stall.eq(b_valid & b_last & ~out_fifo.w_rdy),
         ]
@@ -456,7 +471,7 @@ class ProcessingElement(wiring.Component):
             with m.If(b_last):
                 m.d.comb += [out_fifo.w_en.eq(1), out_fifo.w_data.eq(total)]
             with m.Elif(~b_gated | b_first):
-                m.d.sync += psum_spad[b_k].eq(total)
+                m.d.comb += [psum_wr.addr.eq(b_k), psum_wr.data.eq(total), psum_wr.en.eq(1)]
             m.d.comb += [
                 incr["psum_spad_reads"].eq(~b_first & (~b_gated | b_last)),
                 incr["psum_spad_writes"].eq(~b_last & (~b_gated | b_first)),

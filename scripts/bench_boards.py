@@ -35,6 +35,51 @@ def _size(text):
     return rows, cols
 
 
+def _source_version():
+    """The git commit measured, with ``+dirty`` if the work tree had changes."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def write_results(results, out):
+    """Merge ``results`` into ``out``.json (boards measured by other runs are kept) and write
+    ``out``.md from the merged results."""
+    # merge with the boards other runs measured (read now: another sweep may have finished)
+    previous = (json.loads(out.with_suffix(".json").read_text())
+                if out.with_suffix(".json").exists() else {"boards": {}})
+    results = {**previous.get("boards", {}), **results}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"boards": results}, indent=2) + "\n")
+    lines = ["# Board builds", "",
+             "Built with `python scripts/bench_boards.py` (YoWASP Yosys and nextpnr from PyPI; the "
+             "self-test board top of `rsaccel.boards`). Fmax is nextpnr's, against the target "
+             "clock constraint; min / median / max over the placement seeds.", "",
+             "## Largest array that fits", ""]
+    fitted = [r["largest_fitting"] for r in results.values() if r["largest_fitting"]]
+    lines.append(markdown_table(fitted) if fitted else "(none)\n")
+    lines += ["## Every attempt", "",
+              "| board | array | fits | LUTs | DSPs | block RAMs | Fmax MHz (median) | wall s |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for a in r["attempts"]:
+            res = a["resources"]
+
+            def used(key):
+                return f"{res[key]['used']} / {res[key]['available']}" if key in res else "-"
+            fmax = f"{a['fmax_mhz']['median']:.1f}" if a.get("fmax_mhz") else "-"
+            lines.append(f"| {name} | {a['rows']} x {a['cols']} | {'yes' if a['fits'] else 'no'} "
+                         f"| {used('luts')} | {used('dsps')} | {used('brams')} | {fmax} "
+                         f"| {a['wall_seconds']} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--board", action="append", choices=sorted(BOARDS),
@@ -47,9 +92,15 @@ def main(argv=None):
     parser.add_argument("--build-dir", default="build/boards")
     parser.add_argument("--out", default="docs/results/boards",
                         help="output path without extension (default: docs/results/boards)")
+    parser.add_argument("--merge", metavar="JSON",
+                        help="only merge the boards of another run's JSON into --out and "
+                             "rewrite its Markdown")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
+    if args.merge:
+        write_results(json.loads(Path(args.merge).read_text())["boards"], out)
+        return 0
     results = {}
     for name in args.board or sorted(BOARDS):
         target = board(name)
@@ -85,36 +136,10 @@ def main(argv=None):
             fitted = result
             break
         results[name] = {"largest_fitting": fitted, "attempts": attempts,
-                         "overrides": args.set}
+                         "overrides": args.set, "source": _source_version()}
         print(markdown_table([fitted]) if fitted else f"{name}: no size fitted", end="")
 
-    # merge with the boards other runs measured (read now: another sweep may have finished)
-    previous = (json.loads(out.with_suffix(".json").read_text())
-                if out.with_suffix(".json").exists() else {"boards": {}})
-    results = {**previous.get("boards", {}), **results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"boards": results}, indent=2) + "\n")
-    lines = ["# Board builds", "",
-             "Built with `python scripts/bench_boards.py` (YoWASP Yosys and nextpnr from PyPI; the "
-             "self-test board top of `rsaccel.boards`). Fmax is nextpnr's, against the target "
-             "clock constraint; min / median / max over the placement seeds.", "",
-             "## Largest array that fits", ""]
-    fitted = [r["largest_fitting"] for r in results.values() if r["largest_fitting"]]
-    lines.append(markdown_table(fitted) if fitted else "(none)\n")
-    lines += ["## Every attempt", "",
-              "| board | array | fits | LUTs | DSPs | block RAMs | Fmax MHz (median) | wall s |",
-              "|---|---|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        for a in r["attempts"]:
-            res = a["resources"]
-
-            def used(key):
-                return f"{res[key]['used']} / {res[key]['available']}" if key in res else "-"
-            fmax = f"{a['fmax_mhz']['median']:.1f}" if a.get("fmax_mhz") else "-"
-            lines.append(f"| {name} | {a['rows']} x {a['cols']} | {'yes' if a['fits'] else 'no'} "
-                         f"| {used('luts')} | {used('dsps')} | {used('brams')} | {fmax} "
-                         f"| {a['wall_seconds']} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(results, out)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 
