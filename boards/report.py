@@ -15,8 +15,8 @@ def markdown_table(results):
     """One row per build result: board, array, PEs, utilisation, Fmax over the seeds."""
     lines = [
         "| board | array | PEs | LUTs | FFs | DSPs | block RAMs | Fmax MHz (min / median / max) "
-        "| seeds | target MHz |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| seeds | target MHz | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         c, res = r["config"], r["resources"]
@@ -25,5 +25,6 @@ def markdown_table(results):
         lines.append(
             f"| {r['board']} | {c['rows']} x {c['cols']} | {r['num_pes']} | {_used(res, 'luts')} "
             f"| {_used(res, 'ffs')} | {_used(res, 'dsps')} | {_used(res, 'brams')} | {fmax} "
-            f"| {len(r['runs'])} | {r['target_mhz']:.0f} |")
+            f"| {len(r['runs'])} | {r['target_mhz']:.0f} "
+            f"| {'yes' if f and f['min'] >= r['target_mhz'] else 'no'} |")
     return "\n".join(lines) + "\n"

@@ -60,13 +60,15 @@ def write_results(results, out):
     lines = ["# Board builds", "",
              "Built with `python scripts/bench_boards.py` (YoWASP Yosys and nextpnr from PyPI; the "
              "self-test board top of `rsaccel.boards`). Fmax is nextpnr's, against the target "
-             "clock constraint; min / median / max over the placement seeds.", "",
+             "clock constraint; min / median / max over the placement seeds. The board top is "
+             "clocked from the board oscillator (ULX3S 25 MHz, iCEBreaker 12 MHz).", "",
              "## Largest array that fits", ""]
     fitted = [r["largest_fitting"] for r in results.values() if r["largest_fitting"]]
     lines.append(markdown_table(fitted) if fitted else "(none)\n")
     lines += ["## Every attempt", "",
-              "| board | array | fits | LUTs | DSPs | block RAMs | Fmax MHz (median) | wall s |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| board | array | fits | LUTs | DSPs | block RAMs | Fmax MHz (median) | wall s "
+              "| source |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for a in r["attempts"]:
             res = a["resources"]
@@ -76,7 +78,7 @@ def write_results(results, out):
             fmax = f"{a['fmax_mhz']['median']:.1f}" if a.get("fmax_mhz") else "-"
             lines.append(f"| {name} | {a['rows']} x {a['cols']} | {'yes' if a['fits'] else 'no'} "
                          f"| {used('luts')} | {used('dsps')} | {used('brams')} | {fmax} "
-                         f"| {a['wall_seconds']} |")
+                         f"| {a['wall_seconds']} | {r.get('source', '')} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rsaccel.boards.build import _parse_report, log_utilisation, summarise
+from rsaccel.boards.build import _parse_report, log_utilisation, run_from_log, summarise
 from rsaccel.boards.report import markdown_table
 from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
 from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
@@ -154,8 +154,22 @@ def test_report_parsing_and_table():
         {"seed": 3, "resources": resources, "fmax_mhz": 95.0, "wall_seconds": 1}])
     assert result["fmax_mhz"] == {"min": 90.0, "median": 95.0, "max": 101.5}
     table = markdown_table([result])
-    assert "| ulx3s-85f | 6 x 6 | 36 | 1000 / 83640 (1 %)" in table
-    assert "90.0 / 95.0 / 101.5" in table
+    assert "| ulx3s-85f | 6 x 8 | 48 | 1000 / 83640 (1 %)" in table
+    assert "90.0 / 95.0 / 101.5 | 3 | 100 | no |" in table
+
+
+def test_run_from_a_log_that_missed_timing():
+    log = """Info: Device utilisation:
+Info: \t          TRELLIS_FF:   19850/  83640    23%
+Info: \t        TRELLIS_COMB:   65782/  83640    78%
+Info: \t          MULT18X18D:      55/    156    35%
+Info: Max frequency for clock '$glbnet$cd_sync.clk': 17.30 MHz (FAIL at 100.00 MHz)
+ERROR: Max frequency for clock '$glbnet$cd_sync.clk': 22.44 MHz (FAIL at 100.00 MHz)
+"""
+    run = run_from_log(board("ulx3s-85f"), log, seed=1)
+    assert run["fmax_mhz"] == 22.44 and run["timing_met"] is False
+    assert run["resources"]["luts"] == {"used": 65782, "available": 83640}
+    assert run["resources"]["ffs"]["used"] == 19850 and run["bitstream"] is False
 
 
 def test_utilisation_from_a_failed_placement_log():
