@@ -106,10 +106,10 @@ def log_utilisation(target, text):
     cells = {}
     for cell, used, available in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text):
         cells[cell] = {"used": int(used), "available": int(available)}
-    return _parse_report(target, {"utilization": cells}, None)[0]
+    return _parse_report(target, {"utilization": cells})[0]
 
 
-def _parse_report(target, report, name):
+def _parse_report(target, report):
     util = report.get("utilization", {})
     resources = {}
     for key, cells in _RESOURCE_CELLS[target.family].items():
@@ -161,7 +161,7 @@ def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print,
                              f"logs in {seed_dir} ({name}.rpt, {name}.tim)",
                              resources=resources, log=log_path) from None
         report = json.loads(products.get(f"{name}_report.json", mode="t"))
-        resources, fmax = _parse_report(target, report, name)
+        resources, fmax = _parse_report(target, report)
         runs.append({"seed": seed, "resources": resources, "fmax_mhz": fmax,
                      "timing_met": fmax is not None and fmax >= target.target_hz / 1e6,
                      "wall_seconds": round(time.time() - start, 1)})

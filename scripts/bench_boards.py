@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from rsaccel.boards.build import BuildError, build_board
+from rsaccel.boards.build import BuildError, build_board, summarise
 from rsaccel.boards.report import markdown_table
 from rsaccel.boards.targets import BOARDS, board
 from rsaccel.config import parse_value, preset
@@ -130,7 +130,6 @@ def main(argv=None):
                 more = build_board(target, config, build_dir, seeds=range(2, args.seeds + 1),
                                    keep_bitstream=False)
                 result["runs"] += more["runs"]
-                from rsaccel.boards.build import summarise
                 result = summarise(target, config, result["runs"])
             attempts.append({"rows": rows, "cols": cols, "fits": True,
                              "resources": result["resources"], "fmax_mhz": result["fmax_mhz"],

@@ -146,7 +146,7 @@ def test_report_parsing_and_table():
                               "MULT18X18D": {"used": 64, "available": 156},
                               "DP16KD": {"used": 10, "available": 208}},
               "fmax": {"clk": {"achieved": 101.5, "constraint": 100.0}}}
-    resources, fmax = _parse_report(target, report, "top")
+    resources, fmax = _parse_report(target, report)
     assert resources["dsps"] == {"used": 64, "available": 156} and fmax == 101.5
     result = summarise(target, PRESETS["ulx3s-85f"], [
         {"seed": 1, "resources": resources, "fmax_mhz": 101.5, "wall_seconds": 1},

@@ -42,32 +42,40 @@ def _build(root, simulator, variant):
                     TINY)
 
 
+#: (simulator, variant) -> result: each simulation runs once per session (all these tests share
+#: one xdist group, so one worker, and never build the same directory twice at once).
+_RESULTS = {}
+GROUP = pytest.mark.xdist_group("hdl-selftest")
+
+
 def _run(root, simulator, variant, expect):
+    if (simulator, variant) in _RESULTS:
+        return _RESULTS[simulator, variant]
     build = _build(root, simulator, variant)
     result_path = build.build_dir / "result.json"
     build.run("rsaccel.sim.cocotb_tb.selftest_tb", test_dir=build.build_dir / "run",
               extra_env={"RSACCEL_RESULT": str(result_path), "RSACCEL_EXPECT": expect})
-    return json.loads(result_path.read_text())
+    _RESULTS[simulator, variant] = json.loads(result_path.read_text())
+    return _RESULTS[simulator, variant]
 
 
+@GROUP
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_selftest_passes(hdl_build_root, simulator, request):
-    request.node.add_marker(pytest.mark.xdist_group(f"hdl-selftest-{simulator}"))
+def test_selftest_passes(hdl_build_root, simulator):
     result = _run(hdl_build_root, simulator, "golden", "pass")
     assert result["passed"] == 1 and result["mismatches"] == 0
-    (hdl_build_root / f"selftest-golden-{simulator}.json").write_text(json.dumps(result))
 
 
-def test_selftest_fails_on_wrong_expectation(hdl_build_root, request):
-    request.node.add_marker(pytest.mark.xdist_group("hdl-selftest-icarus"))
+@GROUP
+def test_selftest_fails_on_wrong_expectation(hdl_build_root):
     result = _run(hdl_build_root, "icarus", "corrupted", "fail")
     assert result["failed"] == 1 and result["mismatches"] == 1
 
 
-def test_simulators_agree(hdl_build_root, request):
+@GROUP
+def test_simulators_agree(hdl_build_root):
     """Icarus, Verilator and Amaranth's simulator see the same cycle count and register
     read-back signature."""
-    request.node.add_marker(pytest.mark.xdist_group("hdl-selftest-verilator"))
     results = {sim: _run(hdl_build_root, sim, "golden", "pass") for sim in ("icarus", "verilator")}
     results["amaranth"] = run_selftest(TINY, _program("golden"), watchdog=4096)
     assert results["amaranth"]["passed"] == 1
