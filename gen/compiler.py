@@ -12,13 +12,14 @@ Numbers in the stream follow ``docs/stream-format.md``; field layouts are the ha
 
 from dataclasses import dataclass, field
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words"]
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -194,6 +195,45 @@ def plan_mapping(config, layer):
     return Mapping(e=e, t=t, p=p, q=q, n=n, active_pes=t * layer.R * e)
 
 
+class Block(NamedTuple):
+    """One block of passes: a group, a run of images, a strip of output rows and a block of
+    filters; its channels are processed in chunks of ``q`` (one LOAD and one RUN pass each)."""
+    g: int
+    n0: int
+    nn: int
+    e0: int
+    ee: int
+    rows_in: int
+    m0: int
+    t: int
+    p: int
+
+
+def iter_blocks(layer, mapping):
+    """The :class:`Block` s of ``layer`` under ``mapping`` in stream order (group, images,
+    strip, filter block); the last of each may be smaller than the mapping's sizes, and a
+    filter block re-balances its ``t`` and ``p`` to the filters left."""
+    mg = layer.M // layer.groups
+    for g in range(layer.groups):
+        for n0 in range(0, layer.N, mapping.n):
+            nn = min(mapping.n, layer.N - n0)
+            for e0 in range(0, layer.E, mapping.e):
+                ee = min(mapping.e, layer.E - e0)
+                rows_in = (ee - 1) * layer.stride + layer.R
+                for m0 in range(0, mg, mapping.p * mapping.t):
+                    rem = min(mapping.p * mapping.t, mg - m0)
+                    t = min(mapping.t, math.ceil(rem / mapping.p))
+                    p = math.ceil(rem / t)
+                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p)
+
+
+def iter_chunks(layer, mapping):
+    """``(c0, q)`` for each channel chunk of a group: ``q`` channels from ``c0``."""
+    cg = layer.C // layer.groups
+    for c0 in range(0, cg, mapping.q):
+        yield c0, min(mapping.q, cg - c0)
+
+
 def _pack_fields(fields):
     """Pack ``[(value, width), ...]`` low bits first into an int."""
     out, shift = 0, 0
@@ -306,121 +346,112 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
     filter_base_word = c.glb_banks * c.glb_bank_depth
 
     configured = None
-    for g in range(layer.groups):
-        for n0 in range(0, layer.N, mp.n):
-            nn = min(mp.n, layer.N - n0)
-            for e0 in range(0, layer.E, mp.e):
-                ee = min(mp.e, layer.E - e0)
-                rows_in = (ee - 1) * U + R
-                h0 = e0 * U
-                for m0 in range(0, mg, mp.p * mp.t):
-                    rem = min(mp.p * mp.t, mg - m0)
-                    t = min(mp.t, math.ceil(rem / mp.p))
-                    p = math.ceil(rem / t)
-                    # buffer layout (word addresses) for this strip / filter block
-                    row_step = math.ceil(ee * nn * F * p / R)
-                    set_elems = R * row_step
-                    # one psum buffer, updated in place: a PE consumes a psum before it can
-                    # produce the new value of the same element, so every element is read
-                    # before it is rewritten
-                    psum_words = math.ceil(t * set_elems / ppw)
-                    psum_word = 0
-                    out_word = psum_words
-                    out_words = math.ceil(t * set_elems / lanes)
-                    bias_word = out_word + out_words
-                    ifmap_word = bias_word + math.ceil(t * p / ppw)
-                    # array configuration for this shape of pass
-                    shape = (t, ee)
-                    if shape != configured:
-                        writes = []
-                        for r in range(c.rows):
-                            v, i = divmod(r, R)
-                            used_row = v < t
-                            writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
-                                       (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
-                                       (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
-                            for col in range(c.cols):
-                                used = used_row and col < ee
-                                src = PSUM_GIN if i == R - 1 else PSUM_BELOW
-                                writes += [
-                                    (ArrayTarget.PE_MODE, r, col,
-                                     int(used) | ((src if used else PSUM_ZERO) << 1)),
-                                    (ArrayTarget.FILT_COL_ID, r, col, 0),
-                                    (ArrayTarget.IFMAP_COL_ID, r, col,
-                                     (i + col * U) if used else 0),
-                                    (ArrayTarget.PSUM_COL_ID, r, col, col),
-                                ]
-                        em.config(writes)
-                        configured = shape
-                    # bias of these filters (zero for filters past the end), as psums
-                    b = np.zeros(t * p, dtype=np.int64)
-                    fidx = g * mg + m0 + np.arange(t * p)
-                    ok = (m0 + np.arange(t * p)) < mg
-                    b[ok] = bias[fidx[ok]]
-                    em.write(bias_word, _pack_values(b, psum_elem_bits, ppw))
-                    chunks = list(range(0, cg, mp.q))
-                    for ci, c0 in enumerate(chunks):
-                        q = min(mp.q, cg - c0)
-                        last_chunk = ci == len(chunks) - 1
-                        # filters: per physical row (set v, filter row i): s, channel, filter
-                        fvals = []
-                        for v in range(t):
-                            for i in range(R):
-                                for s_ in range(S):
-                                    for cc in range(q):
-                                        for k in range(p):
-                                            m = m0 + v * p + k
-                                            fvals.append(weights[g * mg + m, c0 + cc, i, s_]
-                                                         if m < mg else 0)
-                        em.write(filter_base_word, _pack_values(fvals, dw, lanes))
-                        run_args = dict(s=S, p=p, q=q, stride=U, width=F)
-                        em.run_pass(
-                            pe_cmd=em.pe_command(PEOp.LOAD_FILTERS, **run_args),
-                            filt=Nest(base=filter_base_word * lanes, levels=[
-                                (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
-                        # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
-                        block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
-                                       h0:h0 + rows_in, :]
-                        em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
-                        base = ifmap_word * lanes
-                        # a PE takes exactly (F-1)*U + S positions per row: columns past the
-                        # last window are never sent
-                        row_len = (F - 1) * U + S
-                        if U < R:
-                            ifmap_nest = Nest(base=base, levels=[
-                                (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
-                                (nn, q * rows_in * Wp, 0, 0)])
-                        else:
-                            ifmap_nest = Nest(base=base, levels=[
-                                (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
-                                (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
-                        if ci == 0:
-                            psum_nest = Nest(base=bias_word * ppw, row=R - 1, col=0, levels=[
-                                (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0),
-                                (nn, 0, 0, 0)])
-                        else:
-                            psum_nest = Nest(base=psum_word * ppw, row=R - 1, col=0, levels=[
-                                (p, 1, 0, 0), (t, set_elems, R, 0), (ee, nn * F * p, 0, 1),
-                                (F, p, 0, 0), (nn, F * p, 0, 0)])
-                        count = nn * F * p * ee * t
-                        if last_chunk:
-                            output = em.output_words(
-                                count=count, base=out_word * lanes, row_step=row_step,
-                                col_step=nn * F * p, shift=layer.out_shift,
-                                relu=int(layer.relu), final=1)
-                        else:
-                            output = em.output_words(
-                                count=count, base=psum_word * ppw, row_step=row_step,
-                                col_step=nn * F * p, shift=0, relu=0, final=0)
-                        em.run_pass(
-                            pe_cmd=em.pe_command(PEOp.RUN, rows=nn,
-                                                 window=c.ifmap_spad_depth // q, **run_args),
-                            ifmap=ifmap_nest, psum=psum_nest, output=output)
-                        out.passes += 1
-                        out.mac_slots += nn * F * ee * R * S * q * p * t
-                    em.read(out_word, out_words)
-                    out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
-                                          row_step=row_step, words=out_words))
+    for blk in iter_blocks(layer, mp):
+        g, n0, nn, e0, ee, rows_in, m0, t, p = blk
+        h0 = e0 * U
+        # buffer layout (word addresses) for this strip / filter block
+        row_step = math.ceil(ee * nn * F * p / R)
+        set_elems = R * row_step
+        # one psum buffer, updated in place: a PE consumes a psum before it can
+        # produce the new value of the same element, so every element is read
+        # before it is rewritten
+        psum_words = math.ceil(t * set_elems / ppw)
+        psum_word = 0
+        out_word = psum_words
+        out_words = math.ceil(t * set_elems / lanes)
+        bias_word = out_word + out_words
+        ifmap_word = bias_word + math.ceil(t * p / ppw)
+        # array configuration for this shape of pass
+        shape = (t, ee)
+        if shape != configured:
+            writes = []
+            for r in range(c.rows):
+                v, i = divmod(r, R)
+                used_row = v < t
+                writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
+                           (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
+                           (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
+                for col in range(c.cols):
+                    used = used_row and col < ee
+                    src = PSUM_GIN if i == R - 1 else PSUM_BELOW
+                    writes += [
+                        (ArrayTarget.PE_MODE, r, col,
+                         int(used) | ((src if used else PSUM_ZERO) << 1)),
+                        (ArrayTarget.FILT_COL_ID, r, col, 0),
+                        (ArrayTarget.IFMAP_COL_ID, r, col,
+                         (i + col * U) if used else 0),
+                        (ArrayTarget.PSUM_COL_ID, r, col, col),
+                    ]
+            em.config(writes)
+            configured = shape
+        # bias of these filters (zero for filters past the end), as psums
+        b = np.zeros(t * p, dtype=np.int64)
+        fidx = g * mg + m0 + np.arange(t * p)
+        ok = (m0 + np.arange(t * p)) < mg
+        b[ok] = bias[fidx[ok]]
+        em.write(bias_word, _pack_values(b, psum_elem_bits, ppw))
+        chunks = list(iter_chunks(layer, mp))
+        for ci, (c0, q) in enumerate(chunks):
+            last_chunk = ci == len(chunks) - 1
+            # filters: per physical row (set v, filter row i): s, channel, filter
+            fvals = []
+            for v in range(t):
+                for i in range(R):
+                    for s_ in range(S):
+                        for cc in range(q):
+                            for k in range(p):
+                                m = m0 + v * p + k
+                                fvals.append(weights[g * mg + m, c0 + cc, i, s_]
+                                             if m < mg else 0)
+            em.write(filter_base_word, _pack_values(fvals, dw, lanes))
+            run_args = dict(s=S, p=p, q=q, stride=U, width=F)
+            em.run_pass(
+                pe_cmd=em.pe_command(PEOp.LOAD_FILTERS, **run_args),
+                filt=Nest(base=filter_base_word * lanes, levels=[
+                    (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
+            # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
+            block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
+                           h0:h0 + rows_in, :]
+            em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+            base = ifmap_word * lanes
+            # a PE takes exactly (F-1)*U + S positions per row: columns past the
+            # last window are never sent
+            row_len = (F - 1) * U + S
+            if U < R:
+                ifmap_nest = Nest(base=base, levels=[
+                    (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
+                    (nn, q * rows_in * Wp, 0, 0)])
+            else:
+                ifmap_nest = Nest(base=base, levels=[
+                    (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
+                    (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
+            if ci == 0:
+                psum_nest = Nest(base=bias_word * ppw, row=R - 1, col=0, levels=[
+                    (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0),
+                    (nn, 0, 0, 0)])
+            else:
+                psum_nest = Nest(base=psum_word * ppw, row=R - 1, col=0, levels=[
+                    (p, 1, 0, 0), (t, set_elems, R, 0), (ee, nn * F * p, 0, 1),
+                    (F, p, 0, 0), (nn, F * p, 0, 0)])
+            count = nn * F * p * ee * t
+            if last_chunk:
+                output = em.output_words(
+                    count=count, base=out_word * lanes, row_step=row_step,
+                    col_step=nn * F * p, shift=layer.out_shift,
+                    relu=int(layer.relu), final=1)
+            else:
+                output = em.output_words(
+                    count=count, base=psum_word * ppw, row_step=row_step,
+                    col_step=nn * F * p, shift=0, relu=0, final=0)
+            em.run_pass(
+                pe_cmd=em.pe_command(PEOp.RUN, rows=nn,
+                                     window=c.ifmap_spad_depth // q, **run_args),
+                ifmap=ifmap_nest, psum=psum_nest, output=output)
+            out.passes += 1
+            out.mac_slots += nn * F * ee * R * S * q * p * t
+        em.read(out_word, out_words)
+        out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
+                              row_step=row_step, words=out_words))
     em.sync()
     out.words = em.words
     return out

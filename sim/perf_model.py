@@ -1,0 +1,316 @@
+"""Analytical performance and energy model of a layer on the row-stationary accelerator.
+
+For a configuration, a layer and a :class:`~rsaccel.gen.compiler.Mapping`, :func:`model_layer`
+counts what the RTL's counters count (``rsaccel.hw.core.CORE_COUNTER_NAMES``): MACs and gated
+MACs, spad reads and writes per data type, multicast-network transfers per data type,
+global-buffer reads and writes per client, and stream words in and out. The counts follow the
+compiler's pass schedule (:func:`~rsaccel.gen.compiler.iter_blocks`) and the hardware's access
+rules (:class:`~rsaccel.hw.pe.ProcessingElement`), not a simulation, so a mapping is scored in
+microseconds to milliseconds.
+
+Every count but three is a function of the layer and the mapping alone and is exact. Gated MACs
+and the psum-spad reads and writes also depend on which ifmap values are zero: given the ifmap
+they are exact, given an expected zero fraction (independent zeros; padding is always zero)
+they are expectations.
+
+Cycles are estimated per pass from the pass's bottleneck (see :func:`pass_cycles`); energy uses
+Eyeriss's normalised access costs (``../shared/eyeriss-reference.md`` section 4) per level and
+data type.
+
+numpy only; no simulator.
+"""
+
+from dataclasses import dataclass, field, asdict
+import math
+
+import numpy as np
+
+from ..gen.compiler import Layer, Mapping, iter_blocks, iter_chunks
+from ..hw.core import NEST_WORDS, OUTPUT_WORDS
+
+__all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
+           "pass_cycles", "PassShape"]
+
+#: Counters the model predicts exactly (the RTL's, less the cycle and stall counters).
+COUNT_NAMES = (
+    "macs", "gated_macs", "filter_spad_reads", "filter_spad_writes", "ifmap_spad_reads",
+    "ifmap_spad_writes", "psum_spad_reads", "psum_spad_writes",
+    "glb_filter_reads", "glb_ifmap_reads", "glb_psum_reads", "glb_host_reads",
+    "glb_host_writes", "glb_output_writes",
+    "noc_filter_transfers", "noc_ifmap_transfers", "noc_psum_transfers",
+    "noc_output_transfers", "words_in", "words_out",
+)
+
+# words of the commands around the data (docs/stream-format.md)
+_LOAD_PASS_WORDS = 1 + 1 + NEST_WORDS                       # header, PE command, filter nest
+_RUN_PASS_WORDS = 1 + 1 + 2 * NEST_WORDS + OUTPUT_WORDS    # PE command, ifmap, psum, output
+
+
+@dataclass(frozen=True)
+class EnergyCosts:
+    """Energy per access, normalised to one MAC (Eyeriss, ISCA 2016, 65 nm).
+
+    ``spad`` is a PE register-file access, ``array`` a transfer over a network (per value and
+    destination group, as the RTL counts it), ``glb`` a global-buffer access of one value,
+    ``dram`` a 16-bit word over the stream.
+    """
+    mac: float = 1.0
+    spad: float = 1.0
+    array: float = 2.0
+    glb: float = 6.0
+    dram: float = 200.0
+
+
+@dataclass(frozen=True)
+class PassShape:
+    """What decides the cycles of one RUN pass (and of the LOAD pass before it)."""
+    nn: int
+    ee: int
+    t: int
+    p: int
+    q: int
+    rows_in: int
+    first_chunk: bool
+
+
+@dataclass
+class LayerModel:
+    """The model's answer for one layer and mapping.
+
+    ``counts`` has every name of :data:`COUNT_NAMES`; ``dram_words`` splits ``words_in`` and
+    ``words_out`` by what they carry; ``energy`` is per level (``mac``, ``spad``, ``array``,
+    ``glb``, ``dram``), each a dict per data type, in units of one MAC.
+    """
+    layer: Layer
+    mapping: Mapping
+    counts: dict
+    dram_words: dict
+    cycles: int
+    cycle_parts: dict
+    passes: int
+    energy: dict = field(default_factory=dict)
+
+    @property
+    def total_energy(self):
+        return sum(sum(v.values()) for v in self.energy.values())
+
+    def utilisation(self, config):
+        """Useful MACs (the layer's) per PE-cycle of the whole array."""
+        return self.layer.macs / (self.cycles * config.rows * config.cols) if self.cycles else 0.0
+
+    def as_dict(self, config=None):
+        out = {"mapping": self.mapping.as_dict(), "counts": dict(self.counts),
+               "dram_words": dict(self.dram_words), "cycles": self.cycles,
+               "cycle_parts": dict(self.cycle_parts), "passes": self.passes,
+               "energy": {k: dict(v) for k, v in self.energy.items()},
+               "total_energy": self.total_energy, "macs": self.layer.macs}
+        if config is not None:
+            out["utilisation"] = self.utilisation(config)
+        return out
+
+
+def zero_probability(layer, ifmap=None, zero_fraction=0.0):
+    """``(N, C, Hp, Wp)`` probability that each padded ifmap value is zero.
+
+    With ``ifmap`` given it is the exact 0/1 indicator; otherwise every value is zero with
+    probability ``zero_fraction`` and the padding always is.
+    """
+    shape = (layer.N, layer.C, layer.H, layer.W)
+    if ifmap is not None:
+        ifmap = np.asarray(ifmap)
+        if ifmap.shape != shape:
+            raise ValueError(f"ifmap must have shape {shape}, not {ifmap.shape}")
+        inner = (ifmap == 0).astype(np.float64)
+    else:
+        if not 0.0 <= float(zero_fraction) <= 1.0:
+            raise ValueError(f"zero_fraction must be within 0..1, not {zero_fraction!r}")
+        inner = np.full(shape, float(zero_fraction))
+    pad = layer.pad
+    return np.pad(inner, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=1.0)
+
+
+def _row_multiplicity(layer):
+    """How many (output row e, filter row i) pairs read padded input row h."""
+    mult = np.zeros(layer.Hp, dtype=np.float64)
+    for i in range(layer.R):
+        mult[i + layer.stride * np.arange(layer.E)] += 1
+    return mult
+
+
+def _zero_sums(layer, zp, q):
+    """Data-dependent sums over one filter: zero MAC operands, and zero operands of the slots
+    that are neither the first nor the last of an output in channel chunks of ``q``."""
+    U, S, F = layer.stride, layer.S, layer.F
+    cg = layer.C // layer.groups
+    mult = _row_multiplicity(layer)
+    cols = np.arange(F)[:, None] * U + np.arange(S)[None, :]      # (F, S)
+    windows = zp[:, :, :, cols].sum(axis=-1)                       # (N, C, Hp, F)
+    per_channel = np.einsum("nchf,h->c", windows, mult)            # zero operands per channel
+    gated = float(per_channel.sum())
+    first = np.einsum("nchf,h->c", zp[:, :, :, cols[:, 0]], mult)
+    last = np.einsum("nchf,h->c", zp[:, :, :, cols[:, -1]], mult)
+    interior = 0.0
+    for g in range(layer.groups):
+        for c0, qq in iter_chunks(layer, Mapping(e=1, t=1, p=1, q=q, n=1, active_pes=1)):
+            lo = g * cg + c0
+            if S * qq < 2:
+                continue
+            interior += (per_channel[lo:lo + qq].sum() - first[lo] - last[lo + qq - 1])
+    return gated, interior
+
+
+def pass_cycles(config, layer, shape):
+    """Estimated cycles of one LOAD pass and one RUN pass of ``shape`` with no stream stalls.
+
+    LOAD: its command words, two cycles per descriptor, then one filter value per cycle. RUN:
+    its command words, then the slowest of the PE compute of one row chain (``nn*F`` outputs
+    of ``p*q*S`` MAC slots, plus the chain's ramp), the ifmap network (one value per cycle),
+    the psum network and the output network (one psum per cycle each).
+    """
+    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
+    nn, ee, t, p, q = shape.nn, shape.ee, shape.t, shape.p, shape.q
+    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + t * R * p * q * S + 2
+    row_len = (F - 1) * U + S
+    slots = p * q * S
+    ifmap = nn * q * row_len * (shape.rows_in if U < R else R * ee)
+    psum = t * p * ee * F * nn
+    compute = nn * F * slots + (R - 1) * (slots - p + 4)
+    run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 8
+    return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
+
+
+def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
+                stream_words_per_cycle=1.0):
+    """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
+
+    ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
+    the expected fraction of zero ifmap values. ``stream_words_per_cycle`` is the input stream's
+    bandwidth in 64-bit words per cycle (1 is a stream that never stalls).
+    """
+    c = config
+    costs = costs or EnergyCosts()
+    if stream_words_per_cycle <= 0:
+        raise ValueError(f"stream_words_per_cycle must be positive, not {stream_words_per_cycle}")
+    R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
+    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
+    row_len = (F - 1) * U + S
+    needed_positions = sum(1 for x in range(row_len) if x % U < S)
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    dram = {"command": 0, "filter": 0, "ifmap": 0, "bias": 0, "ofmap": 0, "sync": 0}
+    parts = {"stream": 0, "load": 0, "run": 0}
+    passes = 0
+    slots = 0
+    filters_blocked = 0      # t*p summed over the filter blocks of one group, image run, strip
+    configured = None
+    shape_cycles = {}
+    chunks = list(iter_chunks(layer, mapping))
+    for blk in iter_blocks(layer, mapping):
+        t, p, ee, nn, rows_in = blk.t, blk.p, blk.ee, blk.nn, blk.rows_in
+        pes = t * R * ee
+        row_step = math.ceil(ee * nn * F * p / R)
+        out_words = math.ceil(t * R * row_step / lanes)
+        stream_words = 0
+        if (t, ee) != configured:
+            cfg_words = 1 + c.rows * (3 + 4 * c.cols)
+            dram["command"] += cfg_words
+            stream_words += cfg_words
+            configured = (t, ee)
+        bias_words = math.ceil(t * p / ppw)
+        dram["command"] += 1
+        dram["bias"] += bias_words
+        counts["glb_host_writes"] += bias_words
+        stream_words += 1 + bias_words
+        if blk.g == 0 and blk.n0 == 0 and blk.e0 == 0:
+            filters_blocked += t * p
+        for ci, (c0, q) in enumerate(chunks):
+            fwords = math.ceil(t * R * S * q * p / lanes)
+            iwords = math.ceil(nn * q * rows_in * Wp / lanes)
+            dram["command"] += 2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS
+            dram["filter"] += fwords
+            dram["ifmap"] += iwords
+            counts["glb_host_writes"] += fwords + iwords
+            stream_words += 2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS + fwords + iwords
+            # PE accesses of this LOAD + RUN pair
+            counts["filter_spad_writes"] += pes * p * q * S
+            counts["ifmap_spad_writes"] += pes * nn * q * needed_positions
+            slots += pes * nn * F * S * q * p
+            counts["psum_spad_reads"] += pes * nn * F * p * max(0, S * q - 1)
+            # network transfers (each one a global-buffer read or write)
+            counts["noc_filter_transfers"] += t * R * p * q * S
+            counts["noc_ifmap_transfers"] += nn * q * row_len * (rows_in if U < R else R * ee)
+            counts["noc_psum_transfers"] += t * p * ee * F * nn
+            counts["noc_output_transfers"] += t * p * ee * F * nn
+            shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
+                              first_chunk=ci == 0)
+            if shape not in shape_cycles:
+                shape_cycles[shape] = pass_cycles(c, layer, shape)
+            load, run, _ = shape_cycles[shape]
+            parts["load"] += load
+            parts["run"] += run
+            passes += 1
+        dram["command"] += 1
+        dram["ofmap"] += out_words
+        counts["glb_host_reads"] += out_words
+        stream_words += 1
+        parts["stream"] += math.ceil(stream_words / stream_words_per_cycle) + 2 * 0
+        parts["stream"] += out_words + 3
+    dram["command"] += 1
+    dram["sync"] += 1
+    counts["words_in"] = sum(v for k, v in dram.items() if k not in ("ofmap", "sync"))
+    counts["words_out"] = dram["ofmap"] + dram["sync"]
+
+    # data-dependent counts: every filter slot of a block sees the same ifmap operands
+    zp = zero_probability(layer, ifmap, zero_fraction)
+    gated, interior = _zero_sums(layer, zp, mapping.q)
+    gated_total = gated * filters_blocked
+    interior_total = interior * filters_blocked
+    counts["gated_macs"] = gated_total if c.zero_gating else 0
+    counts["macs"] = slots - counts["gated_macs"]
+    counts["filter_spad_reads"] = counts["macs"]
+    counts["ifmap_spad_reads"] = slots
+    if c.zero_gating:
+        counts["psum_spad_reads"] -= interior_total
+    counts["psum_spad_writes"] = counts["psum_spad_reads"]
+    counts["glb_filter_reads"] = counts["noc_filter_transfers"]
+    counts["glb_ifmap_reads"] = counts["noc_ifmap_transfers"]
+    counts["glb_psum_reads"] = counts["noc_psum_transfers"]
+    counts["glb_output_writes"] = counts["noc_output_transfers"]
+    if ifmap is not None:
+        counts = {k: int(round(v)) for k, v in counts.items()}
+
+    cycles = parts["stream"] + parts["load"] + parts["run"] + 1
+    result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
+                        cycles=int(cycles), cycle_parts=parts, passes=passes)
+    result.energy = energy_breakdown(config, counts, dram, costs)
+    return result
+
+
+def energy_breakdown(config, counts, dram, costs):
+    """Energy per level and data type (units of one MAC) from access counts."""
+    lanes = config.lanes
+    k = counts
+    return {
+        "mac": {"mac": costs.mac * k["macs"]},
+        "spad": {
+            "filter": costs.spad * (k["filter_spad_reads"] + k["filter_spad_writes"]),
+            "ifmap": costs.spad * (k["ifmap_spad_reads"] + k["ifmap_spad_writes"]),
+            "psum": costs.spad * (k["psum_spad_reads"] + k["psum_spad_writes"]),
+        },
+        "array": {
+            "filter": costs.array * k["noc_filter_transfers"],
+            "ifmap": costs.array * k["noc_ifmap_transfers"],
+            "psum": costs.array * (k["noc_psum_transfers"] + k["noc_output_transfers"]),
+        },
+        "glb": {
+            "filter": costs.glb * (k["glb_filter_reads"] + dram["filter"] * lanes),
+            "ifmap": costs.glb * (k["glb_ifmap_reads"] + dram["ifmap"] * lanes),
+            "psum": costs.glb * (k["glb_psum_reads"] + k["glb_output_writes"]
+                                 + (dram["bias"] + dram["ofmap"]) * lanes),
+        },
+        "dram": {
+            "filter": costs.dram * dram["filter"] * lanes,
+            "ifmap": costs.dram * dram["ifmap"] * lanes,
+            "psum": costs.dram * (dram["bias"] + dram["ofmap"]) * lanes,
+            "command": costs.dram * (dram["command"] + dram["sync"]) * lanes,
+        },
+    }
