@@ -29,7 +29,8 @@ from ..gen.compiler import Layer, Mapping, iter_blocks, iter_chunks
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
-           "pass_cycles", "PassShape"]
+           "pass_cycles", "PassShape", "ZeroStats", "block_classes",
+           "energy_breakdown"]
 
 #: Counters the model predicts exactly (the RTL's, less the cycle and stall counters).
 COUNT_NAMES = (
@@ -70,7 +71,6 @@ class PassShape:
     p: int
     q: int
     rows_in: int
-    first_chunk: bool
 
 
 @dataclass
@@ -129,34 +129,46 @@ def zero_probability(layer, ifmap=None, zero_fraction=0.0):
     return np.pad(inner, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=1.0)
 
 
-def _row_multiplicity(layer):
-    """How many (output row e, filter row i) pairs read padded input row h."""
-    mult = np.zeros(layer.Hp, dtype=np.float64)
-    for i in range(layer.R):
-        mult[i + layer.stride * np.arange(layer.E)] += 1
-    return mult
+class ZeroStats:
+    """Zero ifmap operands of one filter's MAC slots, for the data-dependent counts.
 
+    Built once per layer and ifmap (or zero fraction) and shared by every mapping scored:
+    ``gated`` is the number of MAC slots of one filter whose ifmap operand is zero;
+    :meth:`interior` the zero operands among the slots that are neither the first nor the last
+    of an output when channels are processed in chunks of ``q`` (those decide psum-spad
+    accesses).
+    """
 
-def _zero_sums(layer, zp, q):
-    """Data-dependent sums over one filter: zero MAC operands, and zero operands of the slots
-    that are neither the first nor the last of an output in channel chunks of ``q``."""
-    U, S, F = layer.stride, layer.S, layer.F
-    cg = layer.C // layer.groups
-    mult = _row_multiplicity(layer)
-    cols = np.arange(F)[:, None] * U + np.arange(S)[None, :]      # (F, S)
-    windows = zp[:, :, :, cols].sum(axis=-1)                       # (N, C, Hp, F)
-    per_channel = np.einsum("nchf,h->c", windows, mult)            # zero operands per channel
-    gated = float(per_channel.sum())
-    first = np.einsum("nchf,h->c", zp[:, :, :, cols[:, 0]], mult)
-    last = np.einsum("nchf,h->c", zp[:, :, :, cols[:, -1]], mult)
-    interior = 0.0
-    for g in range(layer.groups):
-        for c0, qq in iter_chunks(layer, Mapping(e=1, t=1, p=1, q=q, n=1, active_pes=1)):
-            lo = g * cg + c0
-            if S * qq < 2:
-                continue
-            interior += (per_channel[lo:lo + qq].sum() - first[lo] - last[lo + qq - 1])
-    return gated, interior
+    def __init__(self, layer, ifmap=None, zero_fraction=0.0):
+        U, S, F = layer.stride, layer.S, layer.F
+        zp = zero_probability(layer, ifmap, zero_fraction)
+        mult = np.zeros(layer.Hp)
+        for i in range(layer.R):
+            mult[i + U * np.arange(layer.E)] += 1     # (output row, filter row) pairs per row
+        cols = np.arange(F)[:, None] * U + np.arange(S)[None, :]           # (F, S)
+        rows = zp.sum(axis=0)                                               # (C, Hp, Wp)
+        self.per_channel = np.einsum("chf,h->c", rows[:, :, cols].sum(axis=-1), mult)
+        self.first = np.einsum("chf,h->c", rows[:, :, cols[:, 0]], mult)
+        self.last = np.einsum("chf,h->c", rows[:, :, cols[:, -1]], mult)
+        self.gated = float(self.per_channel.sum())
+        self.exact = ifmap is not None
+        self._layer = layer
+        self._interior = {}
+
+    def interior(self, q):
+        if q not in self._interior:
+            layer = self._layer
+            cg, S = layer.C // layer.groups, layer.S
+            total = 0.0
+            for g in range(layer.groups):
+                for c0 in range(0, cg, q):
+                    qq = min(q, cg - c0)
+                    lo = g * cg + c0
+                    if S * qq >= 2:
+                        total += (self.per_channel[lo:lo + qq].sum() - self.first[lo]
+                                  - self.last[lo + qq - 1])
+            self._interior[q] = float(total)
+        return self._interior[q]
 
 
 def pass_cycles(config, layer, shape):
@@ -179,13 +191,58 @@ def pass_cycles(config, layer, shape):
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
 
 
+def _cycles_per_words(words, per_cycle):
+    """Cycles the decoder spends on a command of ``words`` stream words (one more to leave)."""
+    return math.ceil(words / per_cycle) + 1
+
+
+def block_classes(layer, mapping):
+    """The blocks of :func:`~rsaccel.gen.compiler.iter_blocks` counted by shape.
+
+    Returns ``({(nn, ee, t, p): count}, filters, config_writes)``: ``filters`` is ``t*p``
+    summed over the filter blocks of one group (filters padded to whole blocks included) and
+    ``config_writes`` the number of array configurations the compiler emits (one whenever a
+    block's ``(t, ee)`` differs from the block before).
+    """
+    mg = layer.M // layer.groups
+
+    def sizes(total, size):
+        full, rest = divmod(total, size)
+        return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
+
+    mblocks = []
+    for rem, count in sizes(mg, mapping.p * mapping.t):
+        t = min(mapping.t, math.ceil(rem / mapping.p))
+        mblocks.append(((t, math.ceil(rem / t)), count))
+    filters = sum(t * p * count for (t, p), count in mblocks)
+    changes = sum(1 for (a, _), (b, _) in zip(mblocks, mblocks[1:]) if a[0] != b[0])
+    classes = {}
+    config_writes = 0
+    configured = None
+    for _ in range(layer.groups):
+        for nn, ncount in sizes(layer.N, mapping.n):
+            for ee, ecount in sizes(layer.E, mapping.e):
+                for (t, p), count in mblocks:
+                    key = (nn, ee, t, p)
+                    classes[key] = classes.get(key, 0) + count * ncount * ecount
+                # the filter-block sequence repeats once per image run and strip
+                head, tail = (mblocks[0][0][0], ee), (mblocks[-1][0][0], ee)
+                repeats = ncount * ecount
+                config_writes += (head != configured) + changes
+                config_writes += (repeats - 1) * ((head != tail) + changes)
+                configured = tail
+    return classes, filters, config_writes
+
+
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
-                stream_words_per_cycle=1.0):
+                stream_words_per_cycle=1.0, zeros=None):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
     the expected fraction of zero ifmap values. ``stream_words_per_cycle`` is the input stream's
-    bandwidth in 64-bit words per cycle (1 is a stream that never stalls).
+    bandwidth in 64-bit words per cycle (1 is a stream that never stalls). ``zeros`` (a
+    :class:`ZeroStats` of this layer) replaces ``ifmap`` and ``zero_fraction`` when many
+    mappings of one layer are scored.
     """
     c = config
     costs = costs or EnergyCosts()
@@ -200,70 +257,64 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     parts = {"stream": 0, "load": 0, "run": 0}
     passes = 0
     slots = 0
-    filters_blocked = 0      # t*p summed over the filter blocks of one group, image run, strip
-    configured = None
     shape_cycles = {}
-    chunks = list(iter_chunks(layer, mapping))
-    for blk in iter_blocks(layer, mapping):
-        t, p, ee, nn, rows_in = blk.t, blk.p, blk.ee, blk.nn, blk.rows_in
+    chunk_sizes = {}
+    for _, q in iter_chunks(layer, mapping):
+        chunk_sizes[q] = chunk_sizes.get(q, 0) + 1
+    classes, filters_blocked, config_writes = block_classes(layer, mapping)
+    cfg_words = 1 + c.rows * (3 + 4 * c.cols)
+    dram["command"] += config_writes * cfg_words
+    parts["stream"] += config_writes * (cfg_words + 1)
+    for (nn, ee, t, p), mult in classes.items():
+        rows_in = (ee - 1) * U + R
         pes = t * R * ee
         row_step = math.ceil(ee * nn * F * p / R)
         out_words = math.ceil(t * R * row_step / lanes)
-        stream_words = 0
-        if (t, ee) != configured:
-            cfg_words = 1 + c.rows * (3 + 4 * c.cols)
-            dram["command"] += cfg_words
-            stream_words += cfg_words
-            configured = (t, ee)
         bias_words = math.ceil(t * p / ppw)
-        dram["command"] += 1
-        dram["bias"] += bias_words
-        counts["glb_host_writes"] += bias_words
-        stream_words += 1 + bias_words
-        if blk.g == 0 and blk.n0 == 0 and blk.e0 == 0:
-            filters_blocked += t * p
-        for ci, (c0, q) in enumerate(chunks):
+        dram["command"] += mult * 2                    # bias WRITE and READ headers
+        dram["bias"] += mult * bias_words
+        dram["ofmap"] += mult * out_words
+        counts["glb_host_writes"] += mult * bias_words
+        counts["glb_host_reads"] += mult * out_words
+        parts["stream"] += mult * (_cycles_per_words(1 + bias_words, stream_words_per_cycle)
+                                   + out_words + 3)
+        for q, nchunks in chunk_sizes.items():
+            k = mult * nchunks
             fwords = math.ceil(t * R * S * q * p / lanes)
             iwords = math.ceil(nn * q * rows_in * Wp / lanes)
-            dram["command"] += 2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS
-            dram["filter"] += fwords
-            dram["ifmap"] += iwords
-            counts["glb_host_writes"] += fwords + iwords
-            stream_words += 2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS + fwords + iwords
+            dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
+            dram["filter"] += k * fwords
+            dram["ifmap"] += k * iwords
+            counts["glb_host_writes"] += k * (fwords + iwords)
+            parts["stream"] += k * (_cycles_per_words(1 + fwords, stream_words_per_cycle)
+                                    + _cycles_per_words(1 + iwords, stream_words_per_cycle))
             # PE accesses of this LOAD + RUN pair
-            counts["filter_spad_writes"] += pes * p * q * S
-            counts["ifmap_spad_writes"] += pes * nn * q * needed_positions
-            slots += pes * nn * F * S * q * p
-            counts["psum_spad_reads"] += pes * nn * F * p * max(0, S * q - 1)
+            counts["filter_spad_writes"] += k * pes * p * q * S
+            counts["ifmap_spad_writes"] += k * pes * nn * q * needed_positions
+            slots += k * pes * nn * F * S * q * p
+            counts["psum_spad_reads"] += k * pes * nn * F * p * max(0, S * q - 1)
             # network transfers (each one a global-buffer read or write)
-            counts["noc_filter_transfers"] += t * R * p * q * S
-            counts["noc_ifmap_transfers"] += nn * q * row_len * (rows_in if U < R else R * ee)
-            counts["noc_psum_transfers"] += t * p * ee * F * nn
-            counts["noc_output_transfers"] += t * p * ee * F * nn
-            shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
-                              first_chunk=ci == 0)
+            counts["noc_filter_transfers"] += k * t * R * p * q * S
+            counts["noc_ifmap_transfers"] += k * nn * q * row_len * (rows_in if U < R
+                                                                     else R * ee)
+            counts["noc_psum_transfers"] += k * t * p * ee * F * nn
+            counts["noc_output_transfers"] += k * t * p * ee * F * nn
+            shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in)
             if shape not in shape_cycles:
                 shape_cycles[shape] = pass_cycles(c, layer, shape)
             load, run, _ = shape_cycles[shape]
-            parts["load"] += load
-            parts["run"] += run
-            passes += 1
-        dram["command"] += 1
-        dram["ofmap"] += out_words
-        counts["glb_host_reads"] += out_words
-        stream_words += 1
-        parts["stream"] += math.ceil(stream_words / stream_words_per_cycle) + 2 * 0
-        parts["stream"] += out_words + 3
+            parts["load"] += k * load
+            parts["run"] += k * run
+            passes += k
     dram["command"] += 1
     dram["sync"] += 1
     counts["words_in"] = sum(v for k, v in dram.items() if k not in ("ofmap", "sync"))
     counts["words_out"] = dram["ofmap"] + dram["sync"]
 
     # data-dependent counts: every filter slot of a block sees the same ifmap operands
-    zp = zero_probability(layer, ifmap, zero_fraction)
-    gated, interior = _zero_sums(layer, zp, mapping.q)
-    gated_total = gated * filters_blocked
-    interior_total = interior * filters_blocked
+    zeros = zeros if zeros is not None else ZeroStats(layer, ifmap, zero_fraction)
+    gated_total = zeros.gated * filters_blocked
+    interior_total = zeros.interior(mapping.q) * filters_blocked
     counts["gated_macs"] = gated_total if c.zero_gating else 0
     counts["macs"] = slots - counts["gated_macs"]
     counts["filter_spad_reads"] = counts["macs"]
@@ -275,7 +326,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     counts["glb_ifmap_reads"] = counts["noc_ifmap_transfers"]
     counts["glb_psum_reads"] = counts["noc_psum_transfers"]
     counts["glb_output_writes"] = counts["noc_output_transfers"]
-    if ifmap is not None:
+    if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
     cycles = parts["stream"] + parts["load"] + parts["run"] + 1

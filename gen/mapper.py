@@ -1,0 +1,164 @@
+"""Row-stationary mapper: enumerates the legal mappings of a layer and picks the best one.
+
+A mapping (:class:`~rsaccel.gen.compiler.Mapping`) places ``t`` PE sets of ``R`` rows by ``e``
+columns (``e`` output rows of a strip) down the array, each PE interleaving ``p`` filters and
+``q`` channels, with ``n`` images per pass. The pass order is fixed by the compiler: group,
+image run, strip, filter block, then channel chunk (innermost, its psums accumulating in the
+global buffer). The global buffer's data banks hold, per block, the psums (in place), the
+outputs, the bias and the ifmap rows of one chunk; the filter banks hold one chunk's filters.
+
+:func:`check_mapping` names the first limit a mapping breaks; :func:`candidate_mappings` lists
+the legal ones (for each number of blocks along a dimension only the smallest size that gives
+it, so no candidate just pads more); :func:`choose_mapping` scores each with
+:mod:`rsaccel.sim.perf_model` and returns the best for an objective.
+"""
+
+import math
+
+from .compiler import Layer, LayerError, Mapping, _buffer_words, _check_fits
+from ..sim.perf_model import ZeroStats, model_layer
+
+__all__ = ["OBJECTIVES", "check_mapping", "candidate_mappings", "choose_mapping",
+           "buffer_split"]
+
+OBJECTIVES = ("energy", "cycles")
+
+
+def _balanced_sizes(total, limit):
+    """For each block count ``k``, the smallest size ``<= limit`` that splits ``total`` into
+    ``k`` blocks."""
+    sizes = set()
+    for size in range(1, min(total, limit) + 1):
+        sizes.add(math.ceil(total / math.ceil(total / size)))
+    return sorted(sizes)
+
+
+def buffer_split(config, layer, mapping):
+    """Global-buffer words a block uses: ``{"ifmap", "psum", "output", "bias", "filter"}``."""
+    c = config
+    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
+    e, n, q, p, t = mapping.e, mapping.n, mapping.q, mapping.p, mapping.t
+    rows_in = (e - 1) * layer.stride + layer.R
+    row_step = math.ceil(e * n * layer.F * p / layer.R)
+    elems = t * layer.R * row_step
+    return {
+        "ifmap": math.ceil(n * q * rows_in * layer.Wp / lanes),
+        "psum": math.ceil(elems / ppw),
+        "output": math.ceil(elems / lanes),
+        "bias": math.ceil(p * t / ppw),
+        "filter": math.ceil(t * layer.R * p * q * layer.S / lanes),
+    }
+
+
+def check_mapping(config, layer, mapping):
+    """Raise :class:`~rsaccel.gen.compiler.LayerError` naming the first limit ``mapping``
+    breaks for ``layer`` on ``config``; return ``None`` if it is legal."""
+    layer.validate()
+    _check_fits(config, layer)
+    c, mp = config, mapping
+    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    for name in ("e", "t", "p", "q", "n"):
+        value = getattr(mp, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LayerError(f"Mapping field '{name}' must be a positive integer, not {value!r}")
+    checks = [
+        (mp.e <= layer.E, f"e={mp.e} exceeds the layer's output rows E={layer.E}"),
+        (mp.e <= c.cols, f"e={mp.e} exceeds the array width cols={c.cols}"),
+        (mp.t * R <= c.rows, f"t*R={mp.t * R} exceeds the array height rows={c.rows}"),
+        (mp.n <= layer.N, f"n={mp.n} exceeds the batch N={layer.N}"),
+        (mp.q <= cg, f"q={mp.q} exceeds the channels per group C/groups={cg}"),
+        ((mp.t - 1) * mp.p < mg, f"t={mp.t} sets of p={mp.p} filters leave a set empty "
+                                 f"(M/groups={mg})"),
+        (mp.q * S <= c.ifmap_spad_depth,
+         f"q*S={mp.q * S} exceeds ifmap_spad_depth={c.ifmap_spad_depth}"),
+        (mp.p * mp.q * S <= c.filter_spad_depth,
+         f"p*q*S={mp.p * mp.q * S} exceeds filter_spad_depth={c.filter_spad_depth}"),
+        (mp.p <= c.psum_spad_depth, f"p={mp.p} exceeds psum_spad_depth={c.psum_spad_depth}"),
+    ]
+    rows_in = (mp.e - 1) * U + R
+    id_limit = 1 << c.noc_id_width
+    checks.append((rows_in <= id_limit,
+                   f"a strip of e={mp.e} reads {rows_in} ifmap rows, more than the "
+                   f"{id_limit} IDs of noc_id_width={c.noc_id_width}"))
+    row_len = (F - 1) * U + S
+    count_limit = 1 << c.nest_count_width
+    for what, count in (("filter values per PE row", mp.p * mp.q * S),
+                        ("ifmap positions per row", row_len),
+                        ("psums per output row", F * mp.n),
+                        ("images per pass", mp.n)):
+        checks.append((count < count_limit,
+                       f"{what} ({count}) exceed the loop nests' {c.nest_count_width}-bit "
+                       f"counters"))
+    for ok, message in checks:
+        if not ok:
+            raise LayerError(f"Mapping {_describe(mp)}: {message}")
+    need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t)
+    data_words = c.glb_banks * c.glb_bank_depth
+    filter_words = c.glb_filter_banks * c.glb_bank_depth
+    if need > data_words:
+        raise LayerError(f"Mapping {_describe(mp)}: needs {need} global-buffer data words, "
+                         f"more than the {data_words} of glb_banks*glb_bank_depth")
+    if fneed > filter_words:
+        raise LayerError(f"Mapping {_describe(mp)}: needs {fneed} filter words, more than "
+                         f"the {filter_words} of glb_filter_banks*glb_bank_depth")
+
+
+def _describe(mp):
+    return f"e={mp.e} t={mp.t} p={mp.p} q={mp.q} n={mp.n}"
+
+
+def candidate_mappings(config, layer):
+    """Every legal mapping worth scoring (see the module docstring), in a stable order.
+
+    Raises :class:`~rsaccel.gen.compiler.LayerError` naming the limit when there is none.
+    """
+    layer.validate()
+    _check_fits(config, layer)
+    c = config
+    R, S = layer.R, layer.S
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    out = []
+    q_max = min(cg, c.ifmap_spad_depth // S, c.filter_spad_depth // S)
+    for q in _balanced_sizes(cg, q_max):
+        for t in range(1, min(c.rows // R, mg) + 1):
+            p_max = min(c.psum_spad_depth, c.filter_spad_depth // (q * S))
+            for p in _balanced_sizes(math.ceil(mg / t), p_max):
+                if (t - 1) * p >= mg:
+                    continue
+                for e in _balanced_sizes(layer.E, c.cols):
+                    for n in _balanced_sizes(layer.N, layer.N):
+                        mp = Mapping(e=e, t=t, p=p, q=q, n=n, active_pes=t * R * e)
+                        try:
+                            check_mapping(c, layer, mp)
+                        except LayerError:
+                            continue
+                        out.append(mp)
+    if not out:
+        # the smallest mapping breaks the limit that rules out every other one
+        check_mapping(c, layer, Mapping(e=1, t=1, p=1, q=1, n=1, active_pes=R))
+        raise LayerError("No legal mapping")     # pragma: no cover (the check raises)
+    return out
+
+
+def choose_mapping(config, layer, *, objective="energy", ifmap=None, zero_fraction=0.0,
+                   costs=None, stream_words_per_cycle=1.0):
+    """The best legal mapping of ``layer`` for ``objective`` and its model.
+
+    ``objective`` is ``"energy"`` (ties broken by cycles) or ``"cycles"`` (ties broken by
+    energy). Returns ``(mapping, model, candidates)`` with ``model`` a
+    :class:`~rsaccel.sim.perf_model.LayerModel` and ``candidates`` the number scored.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"Objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    candidates = candidate_mappings(config, layer)
+    zeros = ZeroStats(layer, ifmap, zero_fraction)
+    best = best_key = None
+    for mp in candidates:
+        model = model_layer(config, layer, mp, zeros=zeros, costs=costs,
+                            stream_words_per_cycle=stream_words_per_cycle)
+        energy, cycles = model.total_energy, model.cycles
+        key = (energy, cycles) if objective == "energy" else (cycles, energy)
+        if best_key is None or key < best_key:
+            best, best_key = model, key
+    return best.mapping, best, len(candidates)
