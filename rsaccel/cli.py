@@ -112,7 +112,7 @@ def _cmd_run(args):
     try:
         result = run_layer(config, layer, tensors["ifmap"], tensors["weights"], tensors["bias"],
                            simulator=args.sim, build_root=args.build_dir, seed=args.seed,
-                           stall=args.stall)
+                           stall=args.stall, mapper=args.mapper)
     except (LayerError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except AcceleratorError as exc:
@@ -129,6 +129,7 @@ def _cmd_run(args):
         "preset": args.preset, "config": config.as_dict(), "simulator": args.sim,
         "mapping": result.mapping, "passes": result.passes, "macs": layer.macs,
         "counters": result.counters, "wall_seconds": round(result.wall_seconds, 3),
+        "model": result.model,
     }
     report_path = out.with_suffix(".json")
     report_path.write_text(json.dumps(report, indent=2) + "\n")
@@ -140,6 +141,10 @@ def _cmd_run(args):
           f"{c['stall_in_cycles']}, on output {c['stall_out_cycles']}), PE utilisation "
           f"{util:.1%}, gated MACs {c['gated_macs']}, stream words in {c['words_in']} / out "
           f"{c['words_out']}")
+    predicted = result.model.get("cycles")
+    if predicted:
+        print(f"model: cycles {predicted} ({(predicted - c['cycles']) / c['cycles']:+.1%} against "
+              f"the RTL), energy {result.model['total_energy']:,.0f} MAC units")
     print(f"wrote {out} and {report_path}")
     return 0
 
@@ -156,6 +161,122 @@ def _add_config_options(parser, default_preset="eyeriss", default_help=None):
                         metavar="FIELD=VALUE",
                         help="override one configuration field, after --config; repeatable. "
                              "Fields: " + ", ".join(AccelConfig.field_names()))
+
+
+def _cmd_map(args):
+    from .gen.compiler import LayerError
+    from .gen.mapper import choose_mapping, buffer_split
+    from .gen.networks import NETWORKS, load_network, network
+    from .sim.perf_model import EnergyCosts
+
+    config = resolve_config(args.preset, args.set, args.config)
+    if (args.layer is None) == (args.network is None):
+        raise UsageError("give exactly one of --layer and --network")
+    if not 0.0 <= args.zero_fraction <= 1.0:
+        raise UsageError(f"--zero-fraction must be within 0..1, not {args.zero_fraction}")
+    if args.stream_bandwidth <= 0:
+        raise UsageError(f"--stream-bandwidth must be positive, not {args.stream_bandwidth}")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, not {args.batch}")
+    from dataclasses import replace
+    if args.layer is not None:
+        entries = [("layer", load_layer(args.layer), 1)]
+        if args.batch is not None:
+            entries = [(n, replace(layer, N=args.batch), r) for n, layer, r in entries]
+    else:
+        try:
+            if args.network in NETWORKS:
+                layers = network(args.network, batch=args.batch or 1)
+            else:
+                layers = load_network(args.network)
+                if args.batch is not None:
+                    layers = [replace(nl, layer=replace(nl.layer, N=args.batch))
+                              for nl in layers]
+        except OSError as exc:
+            raise UsageError(f"--network {args.network!r} is neither a known network "
+                             f"({', '.join(NETWORKS)}) nor a readable file: "
+                             f"{exc.strerror or exc}") from None
+        except (LayerError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        entries = [(nl.name, nl.layer, nl.repeat) for nl in layers]
+    costs = EnergyCosts()
+    rows = []
+    for name, layer, repeat in entries:
+        try:
+            mapping, model, candidates = choose_mapping(
+                config, layer, objective=args.objective, zero_fraction=args.zero_fraction,
+                costs=costs, stream_words_per_cycle=args.stream_bandwidth)
+        except LayerError as exc:
+            if args.layer is not None:
+                raise UsageError(str(exc)) from None
+            rows.append({"name": name, "repeat": repeat, "error": str(exc)})
+            continue
+        entry = {"name": name, "repeat": repeat,
+                 "layer": {k: getattr(layer, k) for k in LAYER_FIELDS},
+                 "candidates": candidates, "buffer_words": buffer_split(config, layer, mapping)}
+        entry.update(model.as_dict(config))
+        rows.append(entry)
+    if args.json:
+        print(json.dumps({"config": config.as_dict(), "objective": args.objective,
+                          "zero_fraction": args.zero_fraction,
+                          "stream_words_per_cycle": args.stream_bandwidth,
+                          "energy_costs": costs.__dict__, "layers": rows}, indent=2))
+        return 0
+    if args.layer is not None:
+        _print_layer_map(config, rows[0])
+    else:
+        _print_network_map(config, rows)
+    return 0
+
+
+def _print_layer_map(config, row):
+    mp, k = row["mapping"], row["counts"]
+    lanes = config.lanes
+    print(f"mapping: e={mp['e']} t={mp['t']} p={mp['p']} q={mp['q']} n={mp['n']}, "
+          f"{mp['active_pes']} of {config.num_pes} PEs active ({row['candidates']} legal "
+          f"mappings scored)")
+    split = ", ".join(f"{k_} {v}" for k_, v in row["buffer_words"].items())
+    print(f"global buffer words per block: {split}")
+    print(f"passes {row['passes']}, cycles {row['cycles']:,} (utilisation "
+          f"{row['utilisation']:.1%}), MACs {row['macs']:,} ({k['gated_macs']:,.0f} gated)")
+    print(f"stream words in {k['words_in']:,} / out {k['words_out']:,} "
+          f"({(k['words_in'] + k['words_out']) * lanes / row['macs']:.4f} 16-bit words per MAC)")
+    print()
+    print("| level | filter | ifmap | psum | other | total |")
+    print("|---|---|---|---|---|---|")
+    for level, parts in row["energy"].items():
+        other = sum(v for n, v in parts.items() if n not in ("filter", "ifmap", "psum"))
+        cells = [parts.get(n, 0.0) for n in ("filter", "ifmap", "psum")] + [other]
+        print(f"| {level} | " + " | ".join(f"{v:,.0f}" for v in cells)
+              + f" | {sum(parts.values()):,.0f} |")
+    print(f"| total | | | | | {row['total_energy']:,.0f} |")
+    print(f"\nenergy in units of one MAC; {row['total_energy'] / row['macs']:.2f} per MAC")
+
+
+def _print_network_map(config, rows):
+    print("| layer | x | N C M H R U | mapping e t p q n | PEs | cycles | util | "
+          "DRAM words/MAC | energy/MAC |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    total_cycles = total_macs = total_energy = total_dram = 0
+    for row in rows:
+        if "error" in row:
+            print(f"| {row['name']} | {row['repeat']} | refused: {row['error']} | | | | | | |")
+            continue
+        ly, mp, k = row["layer"], row["mapping"], row["counts"]
+        r = row["repeat"]
+        dram = (k["words_in"] + k["words_out"]) * config.lanes
+        print(f"| {row['name']} | {r} | {ly['N']} {ly['C']} {ly['M']} {ly['H']} {ly['R']} "
+              f"{ly['stride']} | {mp['e']} {mp['t']} {mp['p']} {mp['q']} {mp['n']} | "
+              f"{mp['active_pes']} | {row['cycles']:,} | {row['utilisation']:.1%} | "
+              f"{dram / row['macs']:.4f} | {row['total_energy'] / row['macs']:.2f} |")
+        total_cycles += r * row["cycles"]
+        total_macs += r * row["macs"]
+        total_energy += r * row["total_energy"]
+        total_dram += r * dram
+    if total_macs:
+        util = total_macs / (total_cycles * config.num_pes)
+        print(f"| total | | | | | {total_cycles:,} | {util:.1%} | "
+              f"{total_dram / total_macs:.4f} | {total_energy / total_macs:.2f} |")
 
 
 def _cmd_build(args):
@@ -240,10 +361,39 @@ def build_parser():
     run.add_argument("--stall", type=float, default=0.0,
                      help="probability of an idle or back-pressure cycle on the streams "
                           "(default: 0)")
+    run.add_argument("--mapper", choices=["energy", "cycles", "simple"], default="energy",
+                     help="how the mapping is chosen: the mapper minimising modelled energy or "
+                          "cycles, or the compiler's simple rule (default: energy)")
     run.add_argument("--build-dir", default="build/sim",
                      help="where simulator builds are kept, one per configuration "
                           "(default: build/sim)")
     run.set_defaults(func=_cmd_run)
+
+    mp = sub.add_parser(
+        "map", help="map a layer or a network and show the model's cycles and energy",
+        description="Enumerate the legal row-stationary mappings of a layer (or of every layer "
+                    "of a network), score each with the analytical model and print the best: "
+                    "its mapping, active PEs, utilisation, cycles, stream traffic and the "
+                    "energy per level and data type (units of one MAC: MAC 1, spad 1, array 2, "
+                    "global buffer 6, DRAM 200).")
+    _add_config_options(mp)
+    mp.add_argument("--layer", metavar="LAYER.json",
+                    help="one layer (the fields of 'rsaccel run --layer')")
+    mp.add_argument("--network", metavar="NAME|FILE.json",
+                    help="a shipped network (alexnet, vgg16, resnet50, mobilenet_v1, lenet5) "
+                         "or a JSON list of layers (layer fields plus 'name' and 'repeat')")
+    mp.add_argument("--batch", type=int, metavar="N",
+                    help="batch size N for every layer (default: the layer file's N; 1 for "
+                         "shipped networks)")
+    mp.add_argument("--objective", choices=["energy", "cycles"], default="energy",
+                    help="what the mapper minimises (default: energy)")
+    mp.add_argument("--zero-fraction", type=float, default=0.0, metavar="Z",
+                    help="expected fraction of zero ifmap values, for gated MACs (default: 0)")
+    mp.add_argument("--stream-bandwidth", type=float, default=1.0, metavar="W",
+                    help="input stream bandwidth in 64-bit words per cycle (default: 1)")
+    mp.add_argument("--json", action="store_true",
+                    help="print everything as JSON instead of tables")
+    mp.set_defaults(func=_cmd_map)
 
     from .boards.targets import BOARDS
     bld = sub.add_parser(

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..gen.compiler import Layer, Mapping, iter_blocks, iter_chunks
+from ..gen.compiler import Layer, Mapping
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -258,9 +258,10 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     passes = 0
     slots = 0
     shape_cycles = {}
-    chunk_sizes = {}
-    for _, q in iter_chunks(layer, mapping):
-        chunk_sizes[q] = chunk_sizes.get(q, 0) + 1
+    full, rest = divmod(layer.C // layer.groups, mapping.q)
+    chunk_sizes = {mapping.q: full} if full else {}
+    if rest:
+        chunk_sizes[rest] = 1
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..gen.compiler import Layer, LayerError, compile_layer, plan_mapping, unpack_outputs
 
-__all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "CORE_ERRORS"]
+__all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pick_mapping",
+           "MAPPERS", "CORE_ERRORS"]
 
 #: Core error codes (rsaccel.hw.core.CoreError) by value.
 CORE_ERRORS = {0: "NONE", 1: "BAD_OPCODE", 2: "PE_ERROR", 3: "NO_DESTINATION", 4: "TIMEOUT",
@@ -35,6 +36,8 @@ class LayerResult:
     stream_words_in: int
     wall_seconds: float
     registers: dict = field(default_factory=dict)
+    #: what :mod:`rsaccel.sim.perf_model` predicted for this run (``counts``, ``cycles``, ...)
+    model: dict = field(default_factory=dict)
 
 
 def check_tensors(config, layer, ifmap, weights, bias):
@@ -59,18 +62,44 @@ def check_tensors(config, layer, ifmap, weights, bias):
     return ifmap, weights, bias
 
 
+#: How ``run_layer`` picks a mapping: the mapper's objectives, or the compiler's simple rule.
+MAPPERS = ("energy", "cycles", "simple")
+
+
+def pick_mapping(config, layer, mapper="energy", ifmap=None):
+    """The mapping ``run_layer`` uses: :func:`~rsaccel.gen.mapper.choose_mapping` for
+    ``"energy"`` or ``"cycles"``, :func:`~rsaccel.gen.compiler.plan_mapping` for ``"simple"``."""
+    if mapper == "simple":
+        return plan_mapping(config, layer)
+    if mapper not in MAPPERS:
+        raise ValueError(f"Mapper must be one of {', '.join(MAPPERS)}, not {mapper!r}")
+    from ..gen.mapper import choose_mapping
+    return choose_mapping(config, layer, objective=mapper, ifmap=ifmap)[0]
+
+
 def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", build_root=None,
-              seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000):
+              seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000, mapper="energy",
+              mapping=None):
     """Run ``layer`` on the accelerator of ``config`` under ``simulator``.
+
+    The mapping is ``mapping`` if given, else the one ``mapper`` picks (:func:`pick_mapping`).
+    The result carries the measured counters and the model's prediction for the same run.
 
     Raises :class:`~rsaccel.gen.compiler.LayerError` before simulating if the layer cannot run,
     ValueError for bad tensors, :class:`AcceleratorError` if the hardware reports an error.
     """
     from .cocotb_tb.runner import build_block
 
+    from .perf_model import model_layer
+
     layer.validate()
-    mapping = plan_mapping(config, layer)
     ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
+    if mapping is None:
+        mapping = pick_mapping(config, layer, mapper, ifmap)
+    else:
+        from ..gen.mapper import check_mapping
+        check_mapping(config, layer, mapping)
+    model = model_layer(config, layer, mapping, ifmap=ifmap)
     compiled = compile_layer(config, layer, ifmap, weights, bias, mapping)
     # absolute: the simulator runs in its own working directory
     build_root = Path(build_root or Path.cwd() / "build" / "sim").resolve()
@@ -104,4 +133,6 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     counters = {name: regs[name] for name in CORE_COUNTER_NAMES}
     return LayerResult(ofmap=ofmap, counters=counters, mapping=mapping.as_dict(),
                        passes=compiled.passes, stream_words_in=len(compiled.words),
-                       wall_seconds=wall, registers=regs)
+                       wall_seconds=wall, registers=regs,
+                       model={"counts": model.counts, "cycles": model.cycles,
+                              "energy": model.energy, "total_energy": model.total_energy})
