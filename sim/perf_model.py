@@ -221,16 +221,17 @@ def block_classes(layer, mapping):
     configured = None
     for _ in range(layer.groups):
         for nn, ncount in sizes(layer.N, mapping.n):
-            for ee, ecount in sizes(layer.E, mapping.e):
-                for (t, p), count in mblocks:
+            for (t, p), count in mblocks:
+                for ee, ecount in sizes(layer.E, mapping.e):
                     key = (nn, ee, t, p)
                     classes[key] = classes.get(key, 0) + count * ncount * ecount
-                # the filter-block sequence repeats once per image run and strip
-                head, tail = (mblocks[0][0][0], ee), (mblocks[-1][0][0], ee)
-                repeats = ncount * ecount
-                config_writes += (head != configured) + changes
-                config_writes += (repeats - 1) * ((head != tail) + changes)
-                configured = tail
+            for _ in range(ncount):          # image runs, each sweeping every strip
+                for ee, ecount in sizes(layer.E, mapping.e):
+                    # the filter-block sequence repeats once per strip of this size
+                    head, tail = (mblocks[0][0][0], ee), (mblocks[-1][0][0], ee)
+                    config_writes += (head != configured) + changes
+                    config_writes += (ecount - 1) * ((head != tail) + changes)
+                    configured = tail
     return classes, filters, config_writes
 
 

@@ -7,11 +7,13 @@ import pytest
 from amaranth.sim import Simulator
 
 from rsaccel import preset
-from rsaccel.gen.compiler import compile_layer, unpack_outputs
+from rsaccel.gen.compiler import compile_layer, plan_mapping, unpack_outputs
+from rsaccel.gen.mapper import choose_mapping
 from rsaccel.hw.core import CoreError, AcceleratorCore
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
 from rsaccel.sim.golden import conv2d
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
 
 TINY = preset("tiny")
 
@@ -49,11 +51,21 @@ def reference(config, layer, x, w, b):
                   acc_width=config.acc_width)
 
 
+def mapping_for(rule, layer, x):
+    if rule == "simple":
+        return plan_mapping(TINY, layer)
+    return choose_mapping(TINY, layer, objective=rule, ifmap=x)[0]
+
+
+@pytest.mark.parametrize("rule", ["simple", "energy", "cycles"])
 @pytest.mark.parametrize("name", sorted(TEST_LAYERS))
-def test_layer(name):
+def test_layer(name, rule):
     layer, zeros = TEST_LAYERS[name]
     x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
-    compiled = compile_layer(TINY, layer, x, w, b)
+    mapping = mapping_for(rule, layer, x)
+    if rule != "simple" and mapping == plan_mapping(TINY, layer):
+        pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
+    compiled = compile_layer(TINY, layer, x, w, b, mapping)
     expect = sum(r["words"] for r in compiled.reads) + 1
     words, state = run_core(TINY, compiled.words, expect, seed=len(name))
     assert state["error"] == CoreError.NONE
@@ -68,6 +80,10 @@ def test_layer(name):
     assert c["macs"] + c["gated_macs"] == compiled.mac_slots
     assert c["words_in"] == len(compiled.words)
     assert c["words_out"] == expect
+    # the analytical model predicts every access counter exactly (stalls change none)
+    model = model_layer(TINY, layer, mapping, ifmap=x)
+    wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
+    assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
 
 
 def test_gated_macs_equal_zero_operands():

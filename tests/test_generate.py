@@ -161,7 +161,9 @@ int main(void) {{
 @pytest.mark.parametrize("command, options", [
     ("generate", ["--preset", "--config", "--set", "--output", "--name", "--block"]),
     ("run", ["--preset", "--config", "--set", "--layer", "--inputs", "--out", "--sim", "--seed",
-             "--stall", "--build-dir"]),
+             "--stall", "--mapper", "--build-dir"]),
+    ("map", ["--preset", "--config", "--set", "--layer", "--network", "--batch", "--objective",
+             "--zero-fraction", "--stream-bandwidth", "--json"]),
     ("build", ["--board", "--preset", "--config", "--set", "--output", "--seeds"]),
 ])
 def test_help_describes_every_option(capsys, command, options):
@@ -175,7 +177,7 @@ def test_help_describes_every_option(capsys, command, options):
 def test_top_level_help_lists_commands(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("generate", "run", "build"):
+    for command in ("generate", "run", "map", "build"):
         assert command in text
 
 

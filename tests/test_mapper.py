@@ -1,0 +1,205 @@
+"""Mapper, analytical model and network shapes: pure Python (the RTL comparison of the model's
+counts is in test_core_amaranth.py and test_accelerator_cocotb.py)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rsaccel import preset
+from rsaccel.cli import main
+from rsaccel.gen.compiler import Layer, LayerError, Mapping, compile_layer, plan_mapping
+from rsaccel.gen.mapper import candidate_mappings, check_mapping, choose_mapping
+from rsaccel.gen.networks import NETWORKS, load_network, network
+from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+from rsaccel.sim.perf_model import COUNT_NAMES, EnergyCosts, model_layer
+
+TINY = preset("tiny")
+EYERISS = preset("eyeriss")
+
+
+@pytest.mark.parametrize("name", sorted(TEST_LAYERS))
+def test_every_candidate_compiles_to_the_modelled_stream(name):
+    """Each legal mapping compiles, and the model's stream word counts match the compiler's."""
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=1, zeros=zeros)
+    candidates = candidate_mappings(TINY, layer)
+    assert plan_mapping(TINY, layer) in candidates or len(candidates) > 0
+    rng = np.random.default_rng(len(name))
+    for index in rng.permutation(len(candidates))[:25]:
+        mp = candidates[int(index)]
+        compiled = compile_layer(TINY, layer, x, w, b, mp)
+        model = model_layer(TINY, layer, mp, ifmap=x)
+        assert model.counts["words_in"] == len(compiled.words), mp
+        assert model.counts["words_out"] == sum(r["words"] for r in compiled.reads) + 1, mp
+        assert model.counts["macs"] + model.counts["gated_macs"] == compiled.mac_slots, mp
+        assert model.passes == compiled.passes, mp
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(q=5), "q*S=15 exceeds ifmap_spad_depth=12"),
+    (dict(t=2), "t*R=6 exceeds the array height rows=3"),
+    (dict(e=5), "e=5 exceeds the array width cols=4"),
+    (dict(p=9), "p=9 exceeds psum_spad_depth=8"),
+    (dict(n=3), "n=3 exceeds the batch N=2"),
+    (dict(p=8, q=3), "p*q*S=72 exceeds filter_spad_depth=64"),
+    (dict(q=0), "Mapping field 'q' must be a positive integer, not 0"),
+])
+def test_check_mapping_names_the_limit(change, message):
+    layer = Layer(N=2, C=8, M=16, H=8, W=8, R=3, S=3)
+    fields = dict(e=2, t=1, p=2, q=2, n=1)
+    fields.update(change)
+    with pytest.raises(LayerError, match=message.replace("*", r"\*").replace("(", r"\(")):
+        check_mapping(TINY, layer, Mapping(active_pes=0, **fields))
+
+
+def test_buffer_limit_is_named():
+    # 64 images of 3 x 100 ifmap rows per pass cannot fit a 1024-word buffer
+    layer = Layer(N=64, C=1, M=1, H=3, W=60, R=3, S=3)
+    with pytest.raises(LayerError, match="global-buffer data words, more than the 1024"):
+        check_mapping(TINY, layer, Mapping(e=1, t=1, p=1, q=1, n=64, active_pes=3))
+
+
+def test_impossible_layer_is_explained():
+    with pytest.raises(LayerError, match="R=4 exceeds the array height rows=3"):
+        candidate_mappings(TINY, Layer(N=1, C=1, M=1, H=8, W=8, R=4, S=3))
+    # even one output row of one image with one filter and channel overflows a small buffer
+    small = TINY.replace(glb_bank_depth=16)
+    with pytest.raises(LayerError, match="needs 99 global-buffer data words, more than the 64"):
+        candidate_mappings(small, Layer(N=1, C=1, M=1, H=8, W=70, R=3, S=12))
+
+
+@pytest.mark.parametrize("objective", ["energy", "cycles"])
+def test_choice_is_the_best_candidate(objective):
+    layer = Layer(N=2, C=6, M=10, H=9, W=9, R=3, S=3, pad=1)
+    mapping, model, count = choose_mapping(TINY, layer, objective=objective, zero_fraction=0.3)
+    scores = []
+    for mp in candidate_mappings(TINY, layer):
+        m = model_layer(TINY, layer, mp, zero_fraction=0.3)
+        scores.append(m.total_energy if objective == "energy" else m.cycles)
+    assert count == len(scores) > 10
+    best = model.total_energy if objective == "energy" else model.cycles
+    assert best == min(scores)
+    assert len(set(scores)) > 1     # the objective tells the mappings apart
+
+
+def test_zero_fraction_extremes_and_exact_ifmap_agree():
+    layer = Layer(N=1, C=4, M=5, H=7, W=7, R=3, S=3, pad=1)
+    mp = plan_mapping(TINY, layer)
+    dense = model_layer(TINY, layer, mp, zero_fraction=0.0)
+    empty = model_layer(TINY, layer, mp, zero_fraction=1.0)
+    zeros = model_layer(TINY, layer, mp, ifmap=np.zeros((1, 4, 7, 7), dtype=int))
+    ones = model_layer(TINY, layer, mp, ifmap=np.ones((1, 4, 7, 7), dtype=int))
+    assert empty.counts == zeros.counts
+    slots = dense.counts["macs"] + dense.counts["gated_macs"]
+    assert zeros.counts["macs"] == 0 and zeros.counts["gated_macs"] == slots
+    # with no zero inside, only the padding is gated, whatever the fraction model says
+    assert ones.counts == {k: round(v) for k, v in dense.counts.items()}
+    assert 0 < dense.counts["gated_macs"] < slots
+    # an expected count is the mean of exact ones: half the values zero on average
+    rng = np.random.default_rng(0)
+    exact = [model_layer(TINY, layer, mp, ifmap=(rng.random((1, 4, 7, 7)) >= 0.5).astype(int))
+             .counts["gated_macs"] for _ in range(200)]
+    half = model_layer(TINY, layer, mp, zero_fraction=0.5).counts["gated_macs"]
+    assert abs(np.mean(exact) - half) < 0.03 * half
+
+
+def test_energy_uses_the_costs():
+    layer = Layer(N=1, C=2, M=3, H=6, W=6, R=3, S=3)
+    mp = plan_mapping(TINY, layer)
+    base = model_layer(TINY, layer, mp)
+    dearer = model_layer(TINY, layer, mp, costs=EnergyCosts(dram=400.0))
+    k, d = base.counts, base.dram_words
+    assert sum(base.energy["dram"].values()) == 200.0 * (k["words_in"] + k["words_out"]) * TINY.lanes
+    assert sum(dearer.energy["dram"].values()) == 2 * sum(base.energy["dram"].values())
+    assert base.energy["mac"]["mac"] == k["macs"]
+    assert sum(base.energy["array"].values()) == 2.0 * sum(
+        k[n] for n in ("noc_filter_transfers", "noc_ifmap_transfers", "noc_psum_transfers",
+                       "noc_output_transfers"))
+    assert sum(d.values()) == k["words_in"] + k["words_out"]
+
+
+def test_alexnet_shapes_match_the_reference():
+    # reference section 5: MACs for 4 images; section 6: output sizes
+    macs = {"conv1": 421.7e6, "conv2": 895.8e6, "conv3": 598.1e6, "conv4": 448.6e6,
+            "conv5": 299.0e6}
+    sizes = {"conv1": 55, "conv2": 27, "conv3": 13, "conv4": 13, "conv5": 13}
+    layers = {nl.name: nl.layer for nl in network("alexnet", batch=4)}
+    for name, count in macs.items():
+        assert layers[name].E == layers[name].F == sizes[name]
+        assert abs(layers[name].macs - count) < 0.001 * count, name
+
+
+@pytest.mark.parametrize("name, gmacs", [
+    ("vgg16", 15.47), ("resnet50", 4.09), ("mobilenet_v1", 0.569), ("alexnet", 0.724)])
+def test_network_mac_totals(name, gmacs):
+    """Published per-image MAC counts (conv and FC layers) within 1.5 %."""
+    total = sum(nl.layer.macs * nl.repeat for nl in network(name))
+    assert abs(total / 1e9 - gmacs) < 0.015 * gmacs, total
+
+
+def test_every_shipped_layer_maps_on_eyeriss():
+    for name in NETWORKS:
+        for nl in network(name):
+            mapping, model, _ = choose_mapping(EYERISS, nl.layer)
+            assert model.cycles > 0 and mapping.active_pes <= EYERISS.num_pes
+
+
+def test_network_file(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps([{"name": "a", "N": 1, "C": 2, "M": 3, "H": 6, "W": 6,
+                                 "R": 3, "S": 3, "repeat": 2}]))
+    (entry,) = load_network(path)
+    assert entry.name == "a" and entry.repeat == 2 and entry.layer.E == 4
+    path.write_text(json.dumps([{"name": "a", "N": 1, "C": 2, "M": 3, "H": 6, "W": 6,
+                                 "R": 3, "S": 3, "repeat": 0}]))
+    with pytest.raises(LayerError, match="repeat must be a positive integer"):
+        load_network(path)
+
+
+def _layer_file(tmp_path, **fields):
+    spec = dict(N=1, C=4, M=8, H=8, W=8, R=3, S=3, pad=1)
+    spec.update(fields)
+    path = tmp_path / "layer.json"
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
+def test_map_layer_table_and_json(tmp_path, capsys):
+    layer = _layer_file(tmp_path)
+    assert main(["map", "--preset", "tiny", "--layer", layer]) == 0
+    out = capsys.readouterr().out
+    assert "mapping: e=" in out and "| dram |" in out and "per MAC" in out
+    assert main(["map", "--preset", "tiny", "--layer", layer, "--json",
+                 "--objective", "cycles", "--zero-fraction", "0.5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["layers"]
+    assert report["objective"] == "cycles"
+    assert set(COUNT_NAMES) <= set(row["counts"])
+    assert row["macs"] == 1 * 8 * 8 * 8 * 4 * 9
+    assert row["counts"]["gated_macs"] > 0
+    mp = Mapping(**row["mapping"])
+    check_mapping(TINY, Layer(N=1, C=4, M=8, H=8, W=8, R=3, S=3, pad=1), mp)
+
+
+def test_map_network(capsys):
+    assert main(["map", "--network", "alexnet", "--batch", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = [line.split("|")[1].strip() for line in out[2:]]
+    assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8", "total"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--network", "alexnet", "--layer", "L"], "exactly one of --layer and --network"),
+    (["--network", "nosuchnet"], "neither a known network"),
+    (["--network", "alexnet", "--zero-fraction", "1.5"], "--zero-fraction must be within 0..1"),
+    (["--network", "alexnet", "--batch", "0"], "--batch must be at least 1"),
+    (["--network", "alexnet", "--stream-bandwidth", "0"], "--stream-bandwidth must be positive"),
+    (["--layer", "LAYER_R4"], "R=4 exceeds the array height rows=3"),
+])
+def test_map_errors(tmp_path, capsys, argv, message):
+    argv = [_layer_file(tmp_path, R=4, H=9, W=9) if a == "LAYER_R4" else a for a in argv]
+    assert main(["map", "--preset", "tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
