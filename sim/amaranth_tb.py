@@ -6,7 +6,7 @@ Both ends insert random idle cycles (source) or back-pressure (sink) drawn from 
 
 from amaranth.lib import data
 
-__all__ = ["send_stream", "receive_stream", "run_selftest"]
+__all__ = ["send_stream", "receive_stream", "run_core", "run_selftest"]
 
 
 async def send_stream(ctx, port, values, rng, stall=0.0):
@@ -46,6 +46,44 @@ async def receive_stream(ctx, port, count, rng, stall=0.0, out=None, max_cycles=
             out.append(payload)
     ctx.set(port.ready, 0)
     return out
+
+
+def run_core(config, words, expect_words, *, stall=0.0, seed=0, max_cycles=100000,
+             timeout=5000):
+    """Stream ``words`` through :class:`rsaccel.hw.core.AcceleratorCore` under the simulator.
+
+    Random idle/back-pressure cycles with probability ``stall`` on both streams (seeded). Stops
+    after ``expect_words`` output words, an error, or ``max_cycles``. Returns the output words
+    and ``{"error": CoreError, "counters": {name: value}}``.
+    """
+    import random
+    from amaranth.sim import Simulator
+    from ..hw.core import AcceleratorCore, CoreError
+
+    dut = AcceleratorCore(config)
+    got = []
+    state = {}
+
+    async def feed(ctx):
+        ctx.set(dut.timeout, timeout)
+        await send_stream(ctx, dut.i, words, random.Random(seed), stall)
+
+    async def collect(ctx):
+        rng = random.Random(seed + 1)
+        for _ in range(max_cycles // 100):
+            await receive_stream(ctx, dut.o, expect_words, rng, stall, out=got, max_cycles=100)
+            if len(got) >= expect_words or ctx.get(dut.error) != CoreError.NONE:
+                break
+        state["error"] = ctx.get(dut.error)
+        state["counters"] = {n: ctx.get(dut.counters[n])
+                             for n in dut.counters.shape().members}
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feed, background=True)
+    sim.add_testbench(collect)
+    sim.run()
+    return [int(w.data) for w in got], state
 
 
 def run_selftest(config, program, *, stall=True, watchdog=4096, max_cycles=50000):

@@ -1,48 +1,18 @@
 """The accelerator core under Amaranth's simulator: whole layers from the compiler, bit-exact."""
 
-import random
-
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from rsaccel import preset
 from rsaccel.gen.compiler import compile_layer, plan_mapping, unpack_outputs
 from rsaccel.gen.mapper import choose_mapping
-from rsaccel.hw.core import CoreError, AcceleratorCore
-from rsaccel.sim.amaranth_tb import receive_stream, send_stream
+from rsaccel.hw.core import CoreError
+from rsaccel.sim.amaranth_tb import run_core
 from rsaccel.sim.golden import conv2d
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
 from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
 
 TINY = preset("tiny")
-
-
-def run_core(config, words, expect_words, *, stall=0.3, seed=0, max_cycles=100000):
-    dut = AcceleratorCore(config)
-    got = []
-    state = {}
-
-    async def feed(ctx):
-        ctx.set(dut.timeout, 5000)
-        await send_stream(ctx, dut.i, words, random.Random(seed), stall)
-
-    async def collect(ctx):
-        rng = random.Random(seed + 1)
-        for _ in range(max_cycles // 100):
-            await receive_stream(ctx, dut.o, expect_words, rng, stall, out=got, max_cycles=100)
-            if len(got) >= expect_words or ctx.get(dut.error) != CoreError.NONE:
-                break
-        state["error"] = ctx.get(dut.error)
-        state["counters"] = {n: ctx.get(dut.counters[n])
-                             for n in dut.counters.shape().members}
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(feed, background=True)
-    sim.add_testbench(collect)
-    sim.run()
-    return [int(w.data) for w in got], state
 
 
 def reference(config, layer, x, w, b):
@@ -67,7 +37,7 @@ def test_layer(name, rule):
         pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
     compiled = compile_layer(TINY, layer, x, w, b, mapping)
     expect = sum(r["words"] for r in compiled.reads) + 1
-    words, state = run_core(TINY, compiled.words, expect, seed=len(name))
+    words, state = run_core(TINY, compiled.words, expect, stall=0.3, seed=len(name))
     assert state["error"] == CoreError.NONE
     ofmap = unpack_outputs(TINY, compiled, words)
     ref = reference(TINY, layer, x, w, b)
@@ -93,7 +63,7 @@ def test_gated_macs_equal_zero_operands():
     x, w, b = layer_tensors(TINY, layer, seed=3, zeros=0.5)
     compiled = compile_layer(TINY, layer, x, w, b)
     words, state = run_core(TINY, compiled.words,
-                            sum(r["words"] for r in compiled.reads) + 1, seed=3)
+                            sum(r["words"] for r in compiled.reads) + 1, stall=0.3, seed=3)
     zero_slots = 0
     for n in range(layer.N):
         for e in range(layer.E):

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Mapper and model benchmark: AlexNet CONV1-5 against Eyeriss, and the model against the RTL.
+
+1. AlexNet CONV1-5 at batch 4 on the ``eyeriss`` preset, with Eyeriss's measured ifmap
+   sparsity: the mapping the mapper chooses (energy objective) and its active PEs beside the
+   ones Eyeriss used; the model's cycles and stream (DRAM) words per MAC beside Eyeriss's
+   published figures; the time each search takes.
+2. The model against the RTL: every test layer of ``rsaccel.sim.layer_cases`` on the ``tiny``
+   preset under Amaranth's simulator (no stalls), with the simple, energy and cycles mappings:
+   whether all 20 access counters match exactly, and the cycle model's error.
+
+Writes docs/results/mapper_alexnet.{json,md} and docs/results/model_vs_rtl.{json,md}.
+Usage: python scripts/bench_mapper.py [--skip-rtl]
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from rsaccel import preset
+from rsaccel.gen.compiler import Mapping, compile_layer, plan_mapping
+from rsaccel.gen.mapper import check_mapping, choose_mapping
+from rsaccel.gen.networks import network
+from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+
+# reference section 5 (batch 4, 200 MHz): processing latency, active PEs, ifmap zeros;
+# section 3: the mapping Eyeriss used
+EYERISS = {
+    "conv1": dict(ms=16.5, pes=154, zeros=0.0, mapping="11x7 sets, t=2"),
+    "conv2": dict(ms=39.2, pes=135, zeros=0.387, mapping="5x27 split 5x14 + 5x13"),
+    "conv3": dict(ms=21.8, pes=156, zeros=0.725, mapping="3x13, n=4 p=16 q=4 r=1 t=4"),
+    "conv4": dict(ms=16.0, pes=156, zeros=0.793, mapping="3x13, r=2 t=2"),
+    "conv5": dict(ms=10.0, pes=156, zeros=0.776, mapping="3x13, r=2 t=2"),
+}
+EYERISS_DRAM_PER_MAC = 0.0029     # 16-bit words per MAC, with RLC, CONV1-5 batch 4
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=RESULTS).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def alexnet():
+    config = preset("eyeriss")
+    rows = []
+    for nl in network("alexnet", batch=4):
+        if nl.name not in EYERISS:
+            continue
+        ref = EYERISS[nl.name]
+        start = time.perf_counter()
+        mapping, model, candidates = choose_mapping(config, nl.layer,
+                                                    zero_fraction=ref["zeros"])
+        seconds = time.perf_counter() - start
+        simple = model_layer(config, nl.layer, plan_mapping(config, nl.layer),
+                             zero_fraction=ref["zeros"])
+        dram = (model.counts["words_in"] + model.counts["words_out"]) * config.lanes
+        rows.append({
+            "layer": nl.name, "macs": nl.layer.macs, "mapping": mapping.as_dict(),
+            "active_pes": mapping.active_pes, "candidates": candidates,
+            "search_seconds": round(seconds, 3), "cycles": model.cycles,
+            "energy_per_mac": model.total_energy / nl.layer.macs,
+            "dram_words_per_mac": dram / nl.layer.macs,
+            "simple_rule": {"mapping": simple.mapping.as_dict(), "cycles": simple.cycles,
+                            "energy_per_mac": simple.total_energy / nl.layer.macs},
+            "eyeriss": {"mapping": ref["mapping"], "active_pes": ref["pes"],
+                        "cycles": int(ref["ms"] * 1e-3 * 200e6), "zeros": ref["zeros"]},
+        })
+        print(f"{nl.name}: {mapping} in {seconds:.2f} s ({candidates} mappings), "
+              f"{model.cycles:,} cycles (Eyeriss {rows[-1]['eyeriss']['cycles']:,}), "
+              f"{rows[-1]['dram_words_per_mac']:.4f} DRAM words/MAC")
+    return rows
+
+
+def model_vs_rtl():
+    from rsaccel.sim.amaranth_tb import run_core
+    config = preset("tiny")
+    from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+    rows = []
+    for name, (layer, zeros) in sorted(TEST_LAYERS.items()):
+        x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
+        seen = set()
+        for rule in ("simple", "energy", "cycles"):
+            mapping = (plan_mapping(config, layer) if rule == "simple" else
+                       choose_mapping(config, layer, objective=rule, ifmap=x)[0])
+            if mapping in seen:
+                continue
+            seen.add(mapping)
+            check_mapping(config, layer, mapping)
+            compiled = compile_layer(config, layer, x, w, b, mapping)
+            expect = sum(r["words"] for r in compiled.reads) + 1
+            _, state = run_core(config, compiled.words, expect, max_cycles=400000)
+            counters = state["counters"]
+            model = model_layer(config, layer, mapping, ifmap=x)
+            wrong = [k for k in COUNT_NAMES if model.counts[k] != counters[k]]
+            error = (model.cycles - counters["cycles"]) / counters["cycles"]
+            rows.append({"layer": name, "rule": rule, "mapping": mapping.as_dict(),
+                         "counts_exact": not wrong, "wrong_counts": wrong,
+                         "rtl_cycles": counters["cycles"], "model_cycles": model.cycles,
+                         "cycle_error": error})
+            print(f"{name} ({rule}): counts {'exact' if not wrong else wrong}, cycles RTL "
+                  f"{counters['cycles']} model {model.cycles} ({error:+.1%})")
+    return rows
+
+
+def write_alexnet(rows):
+    total_cycles = sum(r["cycles"] for r in rows)
+    total_eyeriss = sum(r["eyeriss"]["cycles"] for r in rows)
+    macs = sum(r["macs"] for r in rows)
+    dram = sum(r["dram_words_per_mac"] * r["macs"] for r in rows) / macs
+    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+            "python": platform.python_version(), "preset": "eyeriss", "batch": 4,
+            "objective": "energy"}
+    (RESULTS / "mapper_alexnet.json").write_text(json.dumps(
+        {"meta": meta, "layers": rows, "total_cycles": total_cycles,
+         "eyeriss_total_cycles": total_eyeriss, "dram_words_per_mac": dram,
+         "eyeriss_dram_words_per_mac": EYERISS_DRAM_PER_MAC}, indent=2) + "\n")
+    lines = [
+        "# Mapper on AlexNet CONV1-5 (`eyeriss` preset, batch 4) against Eyeriss",
+        "",
+        "| layer | mapping chosen (e t p q n) | active PEs (Eyeriss) | Eyeriss mapping | "
+        "model cycles | Eyeriss cycles | DRAM words / MAC | energy / MAC | search s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["mapping"]
+        lines.append(
+            f"| {r['layer']} | {m['e']} {m['t']} {m['p']} {m['q']} {m['n']} | "
+            f"{r['active_pes']} ({r['eyeriss']['active_pes']}) | {r['eyeriss']['mapping']} | "
+            f"{r['cycles']:,} | {r['eyeriss']['cycles']:,} | {r['dram_words_per_mac']:.4f} | "
+            f"{r['energy_per_mac']:.2f} | {r['search_seconds']:.2f} |")
+    lines += [
+        f"| total | | | | {total_cycles:,} | {total_eyeriss:,} | {dram:.4f} "
+        f"(Eyeriss {EYERISS_DRAM_PER_MAC}) | | |",
+        "",
+        f"Made with `python scripts/bench_mapper.py` at commit {meta['commit']} on "
+        f"{meta['date']}. Ifmap zero fractions are Eyeriss's measured ones; energy is in units "
+        "of one MAC (MAC 1, spad 1, array 2, global buffer 6, DRAM 200 per 16-bit access).",
+        "Eyeriss cycles are its published processing latency at 200 MHz.",
+    ]
+    (RESULTS / "mapper_alexnet.md").write_text("\n".join(lines) + "\n")
+
+
+def write_rtl(rows):
+    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "preset": "tiny",
+            "simulator": "amaranth", "stall": 0.0}
+    (RESULTS / "model_vs_rtl.json").write_text(json.dumps({"meta": meta, "runs": rows},
+                                                          indent=2) + "\n")
+    worst = max(abs(r["cycle_error"]) for r in rows)
+    lines = [
+        "# Analytical model against the RTL counters (`tiny` preset, no stalls)",
+        "",
+        "| layer | mapping rule | e t p q n | 20 access counts | RTL cycles | model cycles | "
+        "error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["mapping"]
+        lines.append(f"| {r['layer']} | {r['rule']} | {m['e']} {m['t']} {m['p']} {m['q']} "
+                     f"{m['n']} | {'exact' if r['counts_exact'] else ', '.join(r['wrong_counts'])}"
+                     f" | {r['rtl_cycles']:,} | {r['model_cycles']:,} | "
+                     f"{r['cycle_error']:+.1%} |")
+    lines += ["", f"Worst cycle error {worst:.1%}. Made with `python scripts/bench_mapper.py` at "
+              f"commit {meta['commit']} on {meta['date']} (Amaranth simulator of the core)."]
+    (RESULTS / "model_vs_rtl.md").write_text("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-rtl", action="store_true",
+                        help="only the AlexNet part (no simulation)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_alexnet(alexnet())
+    if not args.skip_rtl:
+        write_rtl(model_vs_rtl())
+
+
+if __name__ == "__main__":
+    main()
