@@ -144,6 +144,31 @@ def write_alexnet(rows):
         f"{meta['date']}. Ifmap zero fractions are Eyeriss's measured ones; energy is in units "
         "of one MAC (MAC 1, spad 1, array 2, global buffer 6, DRAM 200 per 16-bit access).",
         "Eyeriss cycles are its published processing latency at 200 MHz.",
+        "",
+        "## Where we differ, and why",
+        "",
+        "- **Set placement.** rsaccel stacks PE sets only down the array (`t*R <= rows`), and a "
+        "set is at most `cols` wide. Eyeriss also places sets side by side (CONV1: two 11 x 7 "
+        "sets in 11 x 14 PEs), splits a wide set into segments below each other (CONV2: 5 x 14 "
+        "+ 5 x 13), and runs `r` sets on different channels that add their psums in the array "
+        "(CONV4/5: r = 2). None of the three exists in this hardware, so CONV1 gets one 11-row "
+        "set, CONV2 two 5-row sets at most 14 wide, and CONV3-5 up to four 3-row sets.",
+        "- **Cycles.** The model finds these layers bound by the psum networks, not the MACs. "
+        "The psum input and output networks each move one psum per cycle. Every channel pass "
+        "(`q` channels) reads and writes every psum of its block: `t*e*p*F*n` transfers, "
+        "against `p*q*S*F*n` MAC cycles per PE. For CONV3 with `t=3, e=13, q=4, S=3` that is "
+        "3.25 transfers per MAC cycle. Eyeriss keeps more channels in a pass (`q` and `r`) and "
+        "has wider psum paths. A run of CONV5 in the RTL (docs/results/alexnet_conv5_batch1.md) "
+        "confirms the scale: 2.8 M cycles per image against the model's 2.4 M per image here.",
+        "- **Choice against Eyeriss's mapping.** The energy objective prefers fewer active PEs "
+        "(t = 3, p = 16) over t = 4 on CONV3/4. The model counts every psum spill through the "
+        "global buffer, so fewer, fuller filter blocks cost less energy. The `cycles` objective "
+        "picks other mappings (`rsaccel map --objective cycles`).",
+        "- **DRAM traffic.** It is 2.5x Eyeriss's. The stream carries no RLC compression yet "
+        "(issue 5), and ifmap rows are sent again for every filter block. Command words and "
+        "zero-padded 64-bit words add the rest.",
+        "- **Cycle model accuracy.** The access counts are exact against the RTL. The cycle "
+        "model is an estimate: see docs/results/model_vs_rtl.md.",
     ]
     (RESULTS / "mapper_alexnet.md").write_text("\n".join(lines) + "\n")
 
