@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gen.compiler import Layer, LayerError, compile_layer, plan_mapping, unpack_outputs
+from ..gen.compiler import (Layer, LayerError, _check_fits, compile_layer, plan_mapping,
+                            unpack_outputs)
 
 __all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pick_mapping",
            "MAPPERS", "CORE_ERRORS"]
@@ -93,6 +94,7 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     from .perf_model import model_layer
 
     layer.validate()
+    _check_fits(config, layer)     # a layer the array cannot hold is refused first
     ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     if mapping is None:
         mapping = pick_mapping(config, layer, mapper, ifmap)
