@@ -19,7 +19,7 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks"]
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -138,18 +138,27 @@ def _check_fits(config, layer):
                          f"{config.acc_width}")
 
 
-def _buffer_words(config, layer, e, n, q, p, t):
-    """Global-buffer words a pass needs (ifmap, psum x2, output, bias) and filter words."""
+def buffer_split(config, layer, e, n, q, p, t):
+    """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
+    ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
+    banks)."""
     lanes, ppw = config.lanes, config.lanes // config.psum_lanes
     rows_in = (e - 1) * layer.stride + layer.R
-    ifmap = math.ceil(n * q * rows_in * layer.Wp / lanes)
     row_step = math.ceil(e * n * layer.F * p / layer.R)
     psum_elems = t * layer.R * row_step
-    psum = math.ceil(psum_elems / ppw)
-    out = math.ceil(psum_elems / lanes)
-    bias = math.ceil(p * t / ppw)
-    filters = math.ceil(t * layer.R * p * q * layer.S / lanes)
-    return ifmap + psum + out + bias, filters
+    return {
+        "ifmap": math.ceil(n * q * rows_in * layer.Wp / lanes),
+        "psum": math.ceil(psum_elems / ppw),
+        "output": math.ceil(psum_elems / lanes),
+        "bias": math.ceil(p * t / ppw),
+        "filter": math.ceil(t * layer.R * p * q * layer.S / lanes),
+    }
+
+
+def _buffer_words(config, layer, e, n, q, p, t):
+    """Data-bank words and filter-bank words a block needs (see :func:`buffer_split`)."""
+    split = buffer_split(config, layer, e, n, q, p, t)
+    return sum(split.values()) - split["filter"], split["filter"]
 
 
 def plan_mapping(config, layer):
@@ -332,7 +341,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
     layer.validate()
     mp = mapping or plan_mapping(config, layer)
     c = config
-    dw, aw = c.data_width, c.acc_width
+    dw = c.data_width
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
     psum_elem_bits = c.psum_lanes * dw
     R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp

@@ -15,11 +15,11 @@ it, so no candidate just pads more); :func:`choose_mapping` scores each with
 
 import math
 
-from .compiler import Layer, LayerError, Mapping, _buffer_words, _check_fits
+from .compiler import LayerError, Mapping, _buffer_words, _check_fits, buffer_split
 from ..sim.perf_model import ZeroStats, model_layer
 
 __all__ = ["OBJECTIVES", "check_mapping", "candidate_mappings", "choose_mapping",
-           "buffer_split"]
+           "mapping_buffer_split"]
 
 OBJECTIVES = ("energy", "cycles")
 
@@ -33,21 +33,11 @@ def _balanced_sizes(total, limit):
     return sorted(sizes)
 
 
-def buffer_split(config, layer, mapping):
-    """Global-buffer words a block uses: ``{"ifmap", "psum", "output", "bias", "filter"}``."""
-    c = config
-    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
-    e, n, q, p, t = mapping.e, mapping.n, mapping.q, mapping.p, mapping.t
-    rows_in = (e - 1) * layer.stride + layer.R
-    row_step = math.ceil(e * n * layer.F * p / layer.R)
-    elems = t * layer.R * row_step
-    return {
-        "ifmap": math.ceil(n * q * rows_in * layer.Wp / lanes),
-        "psum": math.ceil(elems / ppw),
-        "output": math.ceil(elems / lanes),
-        "bias": math.ceil(p * t / ppw),
-        "filter": math.ceil(t * layer.R * p * q * layer.S / lanes),
-    }
+def mapping_buffer_split(config, layer, mapping):
+    """Global-buffer words per region a block of ``mapping`` uses
+    (:func:`~rsaccel.gen.compiler.buffer_split`)."""
+    mp = mapping
+    return buffer_split(config, layer, mp.e, mp.n, mp.q, mp.p, mp.t)
 
 
 def check_mapping(config, layer, mapping):
@@ -55,44 +45,18 @@ def check_mapping(config, layer, mapping):
     breaks for ``layer`` on ``config``; return ``None`` if it is legal."""
     layer.validate()
     _check_fits(config, layer)
-    c, mp = config, mapping
-    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
-    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    _check_mapping_limits(config, layer, mapping)
+
+
+def _check_mapping_limits(c, layer, mp):
+    """:func:`check_mapping` for a layer already validated and known to fit the array."""
     for name in ("e", "t", "p", "q", "n"):
         value = getattr(mp, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise LayerError(f"Mapping field '{name}' must be a positive integer, not {value!r}")
-    checks = [
-        (mp.e <= layer.E, f"e={mp.e} exceeds the layer's output rows E={layer.E}"),
-        (mp.e <= c.cols, f"e={mp.e} exceeds the array width cols={c.cols}"),
-        (mp.t * R <= c.rows, f"t*R={mp.t * R} exceeds the array height rows={c.rows}"),
-        (mp.n <= layer.N, f"n={mp.n} exceeds the batch N={layer.N}"),
-        (mp.q <= cg, f"q={mp.q} exceeds the channels per group C/groups={cg}"),
-        ((mp.t - 1) * mp.p < mg, f"t={mp.t} sets of p={mp.p} filters leave a set empty "
-                                 f"(M/groups={mg})"),
-        (mp.q * S <= c.ifmap_spad_depth,
-         f"q*S={mp.q * S} exceeds ifmap_spad_depth={c.ifmap_spad_depth}"),
-        (mp.p * mp.q * S <= c.filter_spad_depth,
-         f"p*q*S={mp.p * mp.q * S} exceeds filter_spad_depth={c.filter_spad_depth}"),
-        (mp.p <= c.psum_spad_depth, f"p={mp.p} exceeds psum_spad_depth={c.psum_spad_depth}"),
-    ]
-    rows_in = (mp.e - 1) * U + R
-    id_limit = 1 << c.noc_id_width
-    checks.append((rows_in <= id_limit,
-                   f"a strip of e={mp.e} reads {rows_in} ifmap rows, more than the "
-                   f"{id_limit} IDs of noc_id_width={c.noc_id_width}"))
-    row_len = (F - 1) * U + S
-    count_limit = 1 << c.nest_count_width
-    for what, count in (("filter values per PE row", mp.p * mp.q * S),
-                        ("ifmap positions per row", row_len),
-                        ("psums per output row", F * mp.n),
-                        ("images per pass", mp.n)):
-        checks.append((count < count_limit,
-                       f"{what} ({count}) exceed the loop nests' {c.nest_count_width}-bit "
-                       f"counters"))
-    for ok, message in checks:
-        if not ok:
-            raise LayerError(f"Mapping {_describe(mp)}: {message}")
+    problem = _first_broken_limit(c, layer, mp)
+    if problem:
+        raise LayerError(f"Mapping {_describe(mp)}: {problem}")
     need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t)
     data_words = c.glb_banks * c.glb_bank_depth
     filter_words = c.glb_filter_banks * c.glb_bank_depth
@@ -102,6 +66,42 @@ def check_mapping(config, layer, mapping):
     if fneed > filter_words:
         raise LayerError(f"Mapping {_describe(mp)}: needs {fneed} filter words, more than "
                          f"the {filter_words} of glb_filter_banks*glb_bank_depth")
+
+
+def _first_broken_limit(c, layer, mp):
+    """The message of the first array, spad, NoC-ID or counter limit ``mp`` breaks, or None."""
+    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    if mp.e > layer.E:
+        return f"e={mp.e} exceeds the layer's output rows E={layer.E}"
+    if mp.e > c.cols:
+        return f"e={mp.e} exceeds the array width cols={c.cols}"
+    if mp.t * R > c.rows:
+        return f"t*R={mp.t * R} exceeds the array height rows={c.rows}"
+    if mp.n > layer.N:
+        return f"n={mp.n} exceeds the batch N={layer.N}"
+    if mp.q > cg:
+        return f"q={mp.q} exceeds the channels per group C/groups={cg}"
+    if (mp.t - 1) * mp.p >= mg:
+        return f"t={mp.t} sets of p={mp.p} filters leave a set empty (M/groups={mg})"
+    if mp.q * S > c.ifmap_spad_depth:
+        return f"q*S={mp.q * S} exceeds ifmap_spad_depth={c.ifmap_spad_depth}"
+    if mp.p * mp.q * S > c.filter_spad_depth:
+        return f"p*q*S={mp.p * mp.q * S} exceeds filter_spad_depth={c.filter_spad_depth}"
+    if mp.p > c.psum_spad_depth:
+        return f"p={mp.p} exceeds psum_spad_depth={c.psum_spad_depth}"
+    rows_in = (mp.e - 1) * U + R
+    if rows_in > 1 << c.noc_id_width:
+        return (f"a strip of e={mp.e} reads {rows_in} ifmap rows, more than the "
+                f"{1 << c.noc_id_width} IDs of noc_id_width={c.noc_id_width}")
+    for what, count in (("filter values per PE row", mp.p * mp.q * S),
+                        ("ifmap positions per row", (F - 1) * U + S),
+                        ("psums per output row", F * mp.n),
+                        ("images per pass", mp.n)):
+        if count >= 1 << c.nest_count_width:
+            return (f"{what} ({count}) exceed the loop nests' {c.nest_count_width}-bit "
+                    f"counters")
+    return None
 
 
 def _describe(mp):
@@ -130,7 +130,7 @@ def candidate_mappings(config, layer):
                     for n in _balanced_sizes(layer.N, layer.N):
                         mp = Mapping(e=e, t=t, p=p, q=q, n=n, active_pes=t * R * e)
                         try:
-                            check_mapping(c, layer, mp)
+                            _check_mapping_limits(c, layer, mp)
                         except LayerError:
                             continue
                         out.append(mp)

@@ -165,7 +165,7 @@ def _add_config_options(parser, default_preset="eyeriss", default_help=None):
 
 def _cmd_map(args):
     from .gen.compiler import LayerError
-    from .gen.mapper import choose_mapping, buffer_split
+    from .gen.mapper import choose_mapping, mapping_buffer_split
     from .gen.networks import NETWORKS, load_network, network
     from .sim.perf_model import EnergyCosts
 
@@ -213,7 +213,7 @@ def _cmd_map(args):
             continue
         entry = {"name": name, "repeat": repeat,
                  "layer": {k: getattr(layer, k) for k in LAYER_FIELDS},
-                 "candidates": candidates, "buffer_words": buffer_split(config, layer, mapping)}
+                 "candidates": candidates, "buffer_words": mapping_buffer_split(config, layer, mapping)}
         entry.update(model.as_dict(config))
         rows.append(entry)
     if args.json:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from rsaccel import preset
-from rsaccel.gen.compiler import Mapping, compile_layer, plan_mapping
+from rsaccel.gen.compiler import compile_layer, plan_mapping
 from rsaccel.gen.mapper import check_mapping, choose_mapping
 from rsaccel.gen.networks import network
 from rsaccel.sim.perf_model import COUNT_NAMES, model_layer

@@ -20,7 +20,7 @@ data type.
 numpy only; no simulator.
 """
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 import math
 
 import numpy as np

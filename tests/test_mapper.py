@@ -2,7 +2,6 @@
 counts is in test_core_amaranth.py and test_accelerator_cocotb.py)."""
 
 import json
-import math
 
 import numpy as np
 import pytest
