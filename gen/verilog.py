@@ -18,6 +18,7 @@ from ..config import AccelConfig
 from ..hw.accelerator import STATUS_FIELDS
 from ..hw.core import STREAM_FORMAT_VERSION, CoreError, Opcode, PassFlag
 from ..hw.pe import PECommand, PECounters, PEError, PEOp, ProcessingElement
+from ..hw.rlc_decoder import RLCError
 
 __all__ = ["build_top", "convert", "manifest", "derived_sizes", "generate", "DEFAULT_TOP_NAME"]
 
@@ -162,6 +163,7 @@ def manifest(config, *, name=DEFAULT_TOP_NAME, top=None, block=DEFAULT_BLOCK):
             "core_error": {member.name: member.value for member in CoreError},
             "pe_op": {member.name: member.value for member in PEOp},
             "pe_error": {member.name: member.value for member in PEError},
+            "rlc_error": {member.name: member.value for member in RLCError},
         },
     }
 

@@ -12,7 +12,8 @@ from .core import CORE_COUNTER_NAMES, STREAM_FORMAT_VERSION, AcceleratorCore
 __all__ = ["HARDWARE_PARAMETERS", "STATUS_FIELDS", "register_list", "Accelerator"]
 
 #: Fields of the ``status`` register: name -> (lowest bit, width).
-STATUS_FIELDS = {"busy": (0, 1), "irq_pending": (1, 1), "error": (4, 4), "pe_error": (8, 3)}
+STATUS_FIELDS = {"busy": (0, 1), "irq_pending": (1, 1), "error": (4, 4), "pe_error": (8, 3),
+                 "rlc_error": (12, 3)}
 
 #: Read-only registers describing the hardware: name -> function of the configuration.
 HARDWARE_PARAMETERS = {
@@ -40,8 +41,8 @@ def register_list(config):
 
     ``control`` bit 0 enables the interrupt; ``soft_reset``, ``clear_counters`` and ``irq_clear``
     are write-1-pulse; ``status`` holds busy (bit 0), the interrupt pending bit (bit 1), the core
-    error code (bits 7:4) and the PE error code (bits 10:8); ``timeout`` is the watchdog limit
-    in cycles (0 disables it).
+    error code (bits 7:4), the PE error code (bits 10:8) and the RLC error code (bits 14:12);
+    ``timeout`` is the watchdog limit in cycles (0 disables it).
     """
     regs = [("control", "rw", 8), ("soft_reset", "w1p", 1), ("clear_counters", "w1p", 1),
             ("irq_clear", "w1p", 1), ("status", "ro", 16), ("sync_count", "ro", 32),
@@ -131,7 +132,7 @@ class Accelerator(wiring.Component):
             regs.sync_count.eq(core.sync_count),
         ]
         status_values = {"busy": core.busy, "irq_pending": irq_pending, "error": core.error,
-                         "pe_error": core.pe_error}
+                         "pe_error": core.pe_error, "rlc_error": core.rlc_error}
         for name, (shift, width) in STATUS_FIELDS.items():
             m.d.comb += regs.status[shift:shift + width].eq(status_values[name])
         for name, value in HARDWARE_PARAMETERS.items():

@@ -6,17 +6,21 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AccelConfig
 from .buffer_reader import BufferReader
+from .element_reader import ElementReader
+from .element_writer import ElementWriter
 from .glb import GlobalBuffer
 from .loop_nest import NestDescriptor
 from .output_writer import OutputDescriptor, OutputWriter
 from .pe import PE_COUNTER_NAMES, PECommand, PEError
 from .pe_array import ArrayConfigWrite, PEArray
+from .rlc_decoder import RLCDecoder, RLCError
+from .rlc_encoder import RLCEncoder
 
 __all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COUNTER_NAMES",
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 1
+STREAM_FORMAT_VERSION = 2
 
 
 class Opcode(enum.Enum, shape=8):
@@ -26,6 +30,8 @@ class Opcode(enum.Enum, shape=8):
     READ = 0x03     # [23:0] word address, [47:24] n; n buffer words go out, last one flagged
     PASS = 0x04     # [4:0] PassFlag bits; the present descriptors follow in flag order
     SYNC = 0x05     # wait until idle, then send one SYNC_MARKER word (flagged last) and count it
+    WRITE_RLC = 0x06  # [23:0] element address, [47:24] n values; one word [23:0] w; w RLC words
+    READ_RLC = 0x07   # [23:0] element address, [47:24] n values; RLC words go out, last flagged
 
 
 class PassFlag(enum.IntFlag):
@@ -45,6 +51,7 @@ class CoreError(enum.Enum, shape=4):
     NO_DESTINATION = 3  # a network value matched no PE: a broken mapping
     TIMEOUT = 4         # nothing moved for ``timeout`` cycles while a command was executing
     BAD_ADDRESS = 5     # a WRITE or READ beyond the buffer
+    BAD_RLC = 6         # a WRITE_RLC stream is malformed (the RLC error says how)
 
 
 #: Marker word sent for SYNC: ``0x5y_c0`` in the top 16 bits, then the SYNC count in [31:0].
@@ -90,6 +97,8 @@ class AcceleratorCore(wiring.Component):
     busy : Out(1)
     error : Out(CoreError)
     pe_error : Out(PEError)
+    rlc_error : Out(RLCError)
+        Why the last WRITE_RLC was rejected (with error BAD_RLC).
     sync_count : Out(32)
         SYNC commands completed.
     sync_pulse : Out(1)
@@ -115,6 +124,7 @@ class AcceleratorCore(wiring.Component):
             "busy": Out(1),
             "error": Out(CoreError),
             "pe_error": Out(PEError),
+            "rlc_error": Out(RLCError),
             "sync_count": Out(32),
             "sync_pulse": Out(1),
             "timeout": In(32),
@@ -129,7 +139,7 @@ class AcceleratorCore(wiring.Component):
         m = Module()
 
         m.submodules.array = array = PEArray(cfg)
-        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=4, write_clients=2)
+        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=5, write_clients=3)
         readers = {
             "filt": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
             "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
@@ -144,6 +154,19 @@ class AcceleratorCore(wiring.Component):
         m.submodules.writer = writer = OutputWriter(cfg)
         wiring.connect(m, writer.glb, glb.wr[1])
         wiring.connect(m, array.out, writer.i)
+        # the compressed DRAM path: stream -> decoder -> buffer, buffer -> encoder -> stream
+        m.submodules.rlc_decoder = decoder = RLCDecoder(cfg)
+        m.submodules.rlc_writer = rlc_writer = ElementWriter(cfg)
+        m.submodules.rlc_reader = rlc_reader = ElementReader(cfg)
+        m.submodules.rlc_encoder = encoder = RLCEncoder(cfg)
+        wiring.connect(m, rlc_writer.glb, glb.wr[2])
+        wiring.connect(m, rlc_reader.glb, glb.rd[4])
+        wiring.connect(m, rlc_reader.o, encoder.i)
+        m.d.comb += [
+            rlc_writer.i.valid.eq(decoder.o.valid),
+            rlc_writer.i.payload.eq(decoder.o.payload.value),
+            decoder.o.ready.eq(rlc_writer.i.ready),
+        ]
 
         word = self.i.payload.data
         header_op = word[56:64]
@@ -210,6 +233,10 @@ class AcceleratorCore(wiring.Component):
                             m.next = "PASS_NEXT"
                         with m.Case(Opcode.SYNC):
                             m.next = "SYNC"
+                        with m.Case(Opcode.WRITE_RLC):
+                            m.next = "WRITE_RLC_WORDS"
+                        with m.Case(Opcode.READ_RLC):
+                            m.next = "READ_RLC_START"
                         with m.Default():
                             m.d.sync += error.eq(CoreError.BAD_OPCODE)
                             m.next = "ERROR"
@@ -261,6 +288,60 @@ class AcceleratorCore(wiring.Component):
                     with m.If(host_rd.grant):
                         m.d.sync += [count.eq(count - 1), addr.eq(addr + 1),
                                      read_last_pending.eq(count == 1)]
+                leave_on_error()
+            with m.State("WRITE_RLC_WORDS"):
+                # the word count; the decoder and the element writer start together
+                with m.If(addr + count > cfg.glb_elements):
+                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.comb += [
+                        needs_input.eq(1),
+                        decoder.job.payload.count.eq(count),
+                        decoder.job.payload.words.eq(word[:24]),
+                        rlc_writer.job.payload.base.eq(addr),
+                        rlc_writer.job.payload.count.eq(count),
+                        # both are idle here (the previous job ended before IDLE)
+                        self.i.ready.eq(decoder.job.ready & rlc_writer.job.ready),
+                        decoder.job.valid.eq(self.i.valid & self.i.ready),
+                        rlc_writer.job.valid.eq(self.i.valid & self.i.ready),
+                    ]
+                    with m.If(self.i.valid & self.i.ready):
+                        m.next = "WRITE_RLC"
+                leave_on_error()
+            with m.State("WRITE_RLC"):
+                m.d.comb += [
+                    needs_input.eq(decoder.i.ready),
+                    decoder.i.valid.eq(self.i.valid),
+                    decoder.i.payload.eq(word),
+                    self.i.ready.eq(decoder.i.ready),
+                ]
+                with m.If(~decoder.busy & ~rlc_writer.busy & (decoder.error == RLCError.NONE)):
+                    m.next = "IDLE"
+                leave_on_error()
+            with m.State("READ_RLC_START"):
+                with m.If(addr + count > cfg.glb_elements):
+                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.comb += [
+                        rlc_reader.job.payload.base.eq(addr),
+                        rlc_reader.job.payload.count.eq(count),
+                        encoder.job.payload.eq(count),
+                        rlc_reader.job.valid.eq(encoder.job.ready),
+                        encoder.job.valid.eq(rlc_reader.job.ready),
+                    ]
+                    with m.If(rlc_reader.job.ready & encoder.job.ready):
+                        m.next = "READ_RLC"
+                leave_on_error()
+            with m.State("READ_RLC"):
+                m.d.comb += [
+                    out_fifo.w_en.eq(encoder.o.valid),
+                    out_fifo.w_data.eq(Cat(encoder.o.payload, encoder.o.payload[sw - 1])),
+                    encoder.o.ready.eq(out_fifo.w_rdy),
+                ]
+                with m.If(~encoder.busy & ~rlc_reader.busy):
+                    m.next = "IDLE"
                 leave_on_error()
             with m.State("PASS_NEXT"):
                 # pick the lowest flag still to do and how many words it takes
@@ -326,6 +407,8 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += [error.eq(CoreError.PE_ERROR), self.pe_error.eq(array.error)]
             with m.Elif(array.dropped):
                 m.d.sync += error.eq(CoreError.NO_DESTINATION)
+            with m.Elif(decoder.error != RLCError.NONE):
+                m.d.sync += [error.eq(CoreError.BAD_RLC), self.rlc_error.eq(decoder.error)]
             with m.Elif((self.timeout != 0) & (watchdog >= self.timeout)):
                 m.d.sync += error.eq(CoreError.TIMEOUT)
 
@@ -333,7 +416,8 @@ class AcceleratorCore(wiring.Component):
             (self.i.valid & self.i.ready) | (self.o.valid & self.o.ready)
             | Cat((getattr(array, n).valid & getattr(array, n).ready)
                   for n in ("cfg", "cmd", "filt", "ifmap", "psum")).any()
-            | (array.out.valid & array.out.ready))
+            | (array.out.valid & array.out.ready)
+            | (decoder.o.valid & decoder.o.ready) | (encoder.i.valid & encoder.i.ready))
         m.d.comb += state_busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("ERROR"))
         with m.If(activity | ~state_busy):
             m.d.sync += watchdog.eq(0)
@@ -356,8 +440,8 @@ class AcceleratorCore(wiring.Component):
             "glb_filter_reads": glb.rd[0].grant,
             "glb_ifmap_reads": glb.rd[1].grant,
             "glb_psum_reads": glb.rd[2].grant,
-            "glb_host_reads": glb.rd[3].grant,
-            "glb_host_writes": glb.wr[0].grant,
+            "glb_host_reads": glb.rd[3].grant | glb.rd[4].grant,
+            "glb_host_writes": glb.wr[0].grant | glb.wr[2].grant,
             "glb_output_writes": glb.wr[1].grant,
             "noc_filter_transfers": array.filt.valid & array.filt.ready,
             "noc_ifmap_transfers": array.ifmap.valid & array.ifmap.ready,
