@@ -31,11 +31,14 @@ MANIFEST_VERSION = 1
 def _blocks():
     from ..hw.accelerator import Accelerator
     from ..hw.pe_array import PEArray
-    return {"accelerator": Accelerator, "pe": ProcessingElement, "array": PEArray}
+    from ..hw.rlc_decoder import RLCDecoder
+    from ..hw.rlc_encoder import RLCEncoder
+    return {"accelerator": Accelerator, "pe": ProcessingElement, "array": PEArray,
+            "rlc_decoder": RLCDecoder, "rlc_encoder": RLCEncoder}
 
 
 #: Blocks that can be generated as a top level (``accelerator`` is the whole design).
-BLOCKS = ("accelerator", "pe", "array")
+BLOCKS = ("accelerator", "pe", "array", "rlc_decoder", "rlc_encoder")
 DEFAULT_BLOCK = "accelerator"
 
 

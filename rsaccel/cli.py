@@ -337,9 +337,9 @@ def build_parser():
     gen.add_argument("--name", default="rsaccel",
                      help="name of the top-level Verilog module, of NAME.v and NAME.h, and "
                           "the prefix of the header's macros (default: rsaccel)")
-    gen.add_argument("--block", choices=["accelerator", "pe", "array"], default="accelerator",
+    gen.add_argument("--block", choices=["accelerator", "pe", "array", "rlc_decoder", "rlc_encoder"], default="accelerator",
                      help="which block is the top level (default: accelerator, the whole "
-                          "design; pe and array emit those blocks alone)")
+                          "design; the others emit one block alone, e.g. for unit tests)")
     gen.set_defaults(func=_cmd_generate)
 
     run = sub.add_parser("run", help="run one layer on the accelerator in simulation",
