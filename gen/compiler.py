@@ -115,6 +115,8 @@ class CompiledLayer:
     # (group, n0, nn, strip e0, ee, m0 within group, filters per set p, sets t, out word count)
     reads: list = field(default_factory=list)
     passes: int = 0
+    #: output frames (``tlast``-delimited) before the SYNC marker: one per READ or READ_RLC
+    frames: int = 0
     #: MAC slots the array executes (done or gated), zero-padded filters of a last block included
     mac_slots: int = 0
 
@@ -281,6 +283,18 @@ class _Emitter:
     def read(self, word_addr, count):
         self.header(Opcode.READ, word_addr | (count << 24))
 
+    def write_rlc(self, elem_addr, values):
+        """WRITE_RLC of ``values`` (data elements from ``elem_addr``), run-length coded."""
+        from ..sim.rlc import encode
+        coded = encode(np.asarray(values, dtype=np.int64), run_width=self.c.rlc_run_width,
+                       level_width=self.c.rlc_level_width, word_width=self.c.stream_width)
+        self.header(Opcode.WRITE_RLC, elem_addr | (len(values) << 24))
+        self.words.append(len(coded))
+        self.words += [int(w) for w in coded]
+
+    def read_rlc(self, elem_addr, count):
+        self.header(Opcode.READ_RLC, elem_addr | (count << 24))
+
     def pe_command(self, op, *, s=1, p=1, q=1, stride=1, width=1, rows=0, psum_in_en=1,
                    window=1):
         return PECommand(self.c).const({
@@ -331,12 +345,15 @@ def _pack_values(values, width, per_word):
             for k in range(0, len(values), per_word)]
 
 
-def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
+def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
+                  rlc_out=False):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
-    Returns a :class:`CompiledLayer`; the accelerator's output stream is decoded with
-    :func:`unpack_outputs`.
+    With ``rlc_in`` the ifmap rows go run-length coded (WRITE_RLC; filters and biases always
+    go plain); with ``rlc_out`` the ofmap comes back run-length coded (READ_RLC, one frame per
+    PE set of each output block). Returns a :class:`CompiledLayer`; the accelerator's output
+    stream is decoded with :func:`unpack_outputs`.
     """
     layer.validate()
     mp = mapping or plan_mapping(config, layer)
@@ -421,7 +438,10 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
                            h0:h0 + rows_in, :]
-            em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+            if rlc_in:
+                em.write_rlc(ifmap_word * lanes, block.reshape(-1))
+            else:
+                em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
             base = ifmap_word * lanes
             # a PE takes exactly (F-1)*U + S positions per row: columns past the
             # last window are never sent
@@ -458,35 +478,60 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None):
                 ifmap=ifmap_nest, psum=psum_nest, output=output)
             out.passes += 1
             out.mac_slots += nn * F * ee * R * S * q * p * t
-        em.read(out_word, out_words)
+        if rlc_out:
+            # the outputs of set v are elements v*R*row_step .. + ee*nn*F*p of the region
+            for v in range(t):
+                em.read_rlc(out_word * lanes + v * R * row_step, ee * nn * F * p)
+            out.frames += t
+        else:
+            em.read(out_word, out_words)
+            out.frames += 1
         out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
-                              row_step=row_step, words=out_words))
+                              row_step=row_step, words=out_words, rlc=bool(rlc_out)))
     em.sync()
     out.words = em.words
     return out
 
 
 def unpack_outputs(config, compiled, words):
-    """The (N, M, E, F) ofmap from the accelerator's output words (READ data, then SYNC)."""
+    """The (N, M, E, F) ofmap from the accelerator's output words (READ or READ_RLC data, then
+    SYNC). Raises ValueError if the words do not match the reads (a malformed RLC frame
+    included)."""
+    from ..sim.rlc import decode
     layer = compiled.layer
     lanes, dw = config.lanes, config.data_width
     ofmap = np.zeros((layer.N, layer.M, layer.E, layer.F), dtype=np.int64)
     mg = layer.M // layer.groups
+    flag = 1 << (config.stream_width - 1)
     pos = 0
     for rd in compiled.reads:
-        chunk = words[pos:pos + rd["words"]]
-        pos += rd["words"]
-        values = []
-        for w in chunk:
-            for k in range(lanes):
-                v = (int(w) >> (k * dw)) & ((1 << dw) - 1)
-                values.append(v - (1 << dw) if v >> (dw - 1) else v)
-        values = np.array(values, dtype=np.int64)
         nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
+        if rd.get("rlc"):
+            # one coded frame per set, ending at the word with the last flag
+            per_set = []
+            for v in range(t):
+                end = pos
+                while end < len(words) and not int(words[end]) & flag:
+                    end += 1
+                per_set.append(decode(np.array(words[pos:end + 1], dtype=np.uint64),
+                                      ee * nn * F * p, run_width=config.rlc_run_width,
+                                      level_width=config.rlc_level_width,
+                                      word_width=config.stream_width))
+                pos = end + 1
+        else:
+            chunk = words[pos:pos + rd["words"]]
+            pos += rd["words"]
+            values = []
+            for w in chunk:
+                for k in range(lanes):
+                    v = (int(w) >> (k * dw)) & ((1 << dw) - 1)
+                    values.append(v - (1 << dw) if v >> (dw - 1) else v)
+            values = np.array(values, dtype=np.int64)
+            per_set = [values[v * layer.R * rd["row_step"]:] for v in range(t)]
         for v in range(t):
             for j in range(ee):
-                start = v * layer.R * rd["row_step"] + j * nn * F * p
-                seg = values[start:start + nn * F * p].reshape(nn, F, p)
+                start = j * nn * F * p
+                seg = per_set[v][start:start + nn * F * p].reshape(nn, F, p)
                 for k in range(p):
                     m = rd["m0"] + v * p + k
                     if m < mg:

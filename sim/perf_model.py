@@ -25,12 +25,12 @@ import math
 
 import numpy as np
 
-from ..gen.compiler import Layer, Mapping
+from ..gen.compiler import Layer, Mapping, iter_blocks, iter_chunks
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
            "pass_cycles", "PassShape", "ZeroStats", "block_classes",
-           "energy_breakdown"]
+           "energy_breakdown", "rlc_stream", "rlc_words_expected"]
 
 #: Counters the model predicts exactly (the RTL's, less the cycle and stall counters).
 COUNT_NAMES = (
@@ -235,15 +235,104 @@ def block_classes(layer, mapping):
     return classes, filters, config_writes
 
 
+#: Cycles a WRITE_RLC or READ_RLC command costs beyond one per value (header, count word,
+#: pipeline start and end); an estimate like the RUN pass costs.
+_RLC_COMMAND_CYCLES = 5
+
+
+def rlc_words_expected(values, zero_fraction, config):
+    """Expected RLC words for ``values`` i.i.d. values that are zero with ``zero_fraction``.
+
+    A pair closes at each non-zero value and at every ``K = 2**run_width``-th zero of a run, so
+    the pairs per value are ``(1 - z) / (1 - z**K)`` (``1/K`` when ``z = 1``), plus the pair
+    the last value always closes.
+    """
+    k = 1 << config.rlc_run_width
+    z = min(max(float(zero_fraction), 0.0), 1.0)
+    per_value = 1.0 / k if z >= 1.0 else (1.0 - z) / (1.0 - z ** k)
+    pairs = values * per_value + 1
+    return max(1, math.ceil(pairs / config.rlc_pairs_per_word))
+
+
+def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=0.0,
+               ofmap_zero_fraction=None):
+    """Coded stream words of a layer compiled with ``rlc_in`` and ``rlc_out``.
+
+    Walks the compiler's blocks and chunks. The ifmap words are exact when ``ifmap`` (N, C, H,
+    W) is given, the ofmap words when ``ofmap`` (N, M, E, F, after requantisation) is given;
+    otherwise :func:`rlc_words_expected` with ``zero_fraction`` (padding counted as zeros) or
+    ``ofmap_zero_fraction`` (default ``zero_fraction``).
+
+    Returns a dict: ``in_words`` (coded ifmap words), ``in_values`` and ``in_commands``
+    (WRITE_RLC commands), ``out_words``, ``out_values``, ``out_commands`` (READ_RLC commands)
+    and ``out_reads`` (buffer words the READ_RLCs read).
+    """
+    from .rlc import encode
+    c = config
+    fmt = dict(run_width=c.rlc_run_width, level_width=c.rlc_level_width,
+               word_width=c.stream_width)
+    R, U, F, lanes = layer.R, layer.stride, layer.F, c.lanes
+    cg, mg = layer.C // layer.groups, layer.M // layer.groups
+    ofz = zero_fraction if ofmap_zero_fraction is None else ofmap_zero_fraction
+    padded = None
+    if ifmap is not None:
+        padded = np.pad(np.asarray(ifmap, dtype=np.int64),
+                        ((0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad)))
+    elif zero_fraction:
+        # padding is always zero: the zero fraction of the padded planes
+        inner = layer.H * layer.W
+        zero_fraction = 1 - (1 - zero_fraction) * inner / (layer.Hp * layer.Wp)
+    out = dict.fromkeys(("in_words", "in_values", "in_commands", "out_words", "out_values",
+                         "out_commands", "out_reads"), 0)
+    cache = {}
+    for blk in iter_blocks(layer, mapping):
+        g, n0, nn, e0, ee, rows_in, m0, t, p = blk
+        for c0, q in iter_chunks(layer, mapping):
+            n = nn * q * rows_in * layer.Wp
+            key = (g, n0, e0, c0, q, rows_in)
+            if key not in cache:
+                if padded is None:
+                    cache[key] = rlc_words_expected(n, zero_fraction, c)
+                else:
+                    block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
+                                   e0 * U:e0 * U + rows_in, :]
+                    cache[key] = len(encode(block.reshape(-1), **fmt))
+            out["in_words"] += cache[key]
+            out["in_values"] += n
+            out["in_commands"] += 1
+        row_step = math.ceil(ee * nn * F * p / R)
+        psum_words = math.ceil(t * R * row_step / (lanes // c.psum_lanes))
+        for v in range(t):
+            n = ee * nn * F * p
+            first = psum_words * lanes + v * R * row_step
+            out["out_reads"] += (first + n - 1) // lanes - first // lanes + 1
+            out["out_values"] += n
+            out["out_commands"] += 1
+            if ofmap is None:
+                out["out_words"] += rlc_words_expected(n, ofz, c)
+                continue
+            # element order of a set's outputs: strip row, image, column, filter
+            vals = np.zeros((ee, nn, F, p), dtype=np.int64)
+            for k in range(p):
+                m = m0 + v * p + k
+                if m < mg:
+                    plane = np.asarray(ofmap)[n0:n0 + nn, g * mg + m, e0:e0 + ee, :]
+                    vals[:, :, :, k] = plane.transpose(1, 0, 2)
+            out["out_words"] += len(encode(vals.reshape(-1), **fmt))
+    return out
+
+
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
-                stream_words_per_cycle=1.0, zeros=None):
+                stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
+                ofmap=None, ofmap_zero_fraction=None):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
     the expected fraction of zero ifmap values. ``stream_words_per_cycle`` is the input stream's
     bandwidth in 64-bit words per cycle (1 is a stream that never stalls). ``zeros`` (a
     :class:`ZeroStats` of this layer) replaces ``ifmap`` and ``zero_fraction`` when many
-    mappings of one layer are scored.
+    mappings of one layer are scored. ``rlc_in`` / ``rlc_out`` model the ifmap and ofmap
+    streams run-length coded (see :func:`rlc_stream`; ``ofmap`` makes the ofmap words exact).
     """
     c = config
     costs = costs or EnergyCosts()
@@ -273,23 +362,25 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         row_step = math.ceil(ee * nn * F * p / R)
         out_words = math.ceil(t * R * row_step / lanes)
         bias_words = math.ceil(t * p / ppw)
-        dram["command"] += mult * 2                    # bias WRITE and READ headers
+        dram["command"] += mult * (1 + (not rlc_out))  # bias WRITE (and READ) headers
         dram["bias"] += mult * bias_words
-        dram["ofmap"] += mult * out_words
         counts["glb_host_writes"] += mult * bias_words
-        counts["glb_host_reads"] += mult * out_words
-        parts["stream"] += mult * (_cycles_per_words(1 + bias_words, stream_words_per_cycle)
-                                   + out_words + 3)
+        parts["stream"] += mult * _cycles_per_words(1 + bias_words, stream_words_per_cycle)
+        if not rlc_out:
+            dram["ofmap"] += mult * out_words
+            counts["glb_host_reads"] += mult * out_words
+            parts["stream"] += mult * (out_words + 3)
         for q, nchunks in chunk_sizes.items():
             k = mult * nchunks
             fwords = math.ceil(t * R * S * q * p / lanes)
             iwords = math.ceil(nn * q * rows_in * Wp / lanes)
             dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
             dram["filter"] += k * fwords
-            dram["ifmap"] += k * iwords
             counts["glb_host_writes"] += k * (fwords + iwords)
-            parts["stream"] += k * (_cycles_per_words(1 + fwords, stream_words_per_cycle)
-                                    + _cycles_per_words(1 + iwords, stream_words_per_cycle))
+            parts["stream"] += k * _cycles_per_words(1 + fwords, stream_words_per_cycle)
+            if not rlc_in:
+                dram["ifmap"] += k * iwords
+                parts["stream"] += k * _cycles_per_words(1 + iwords, stream_words_per_cycle)
             # PE accesses of this LOAD + RUN pair
             counts["filter_spad_writes"] += k * pes * p * q * S
             counts["ifmap_spad_writes"] += k * pes * nn * q * needed_positions
@@ -308,6 +399,21 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["load"] += k * load
             parts["run"] += k * run
             passes += k
+    if rlc_in or rlc_out:
+        coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
+                           zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction)
+        if rlc_in:
+            # the decoder writes one value per cycle, or waits for the stream
+            dram["command"] += coded["in_commands"]          # the count word of each
+            dram["ifmap"] += coded["in_words"]
+            parts["stream"] += max(coded["in_values"],
+                                   math.ceil(coded["in_words"] / stream_words_per_cycle))
+            parts["stream"] += coded["in_commands"] * _RLC_COMMAND_CYCLES
+        if rlc_out:
+            dram["command"] += coded["out_commands"]
+            dram["ofmap"] += coded["out_words"]
+            counts["glb_host_reads"] += coded["out_reads"]
+            parts["stream"] += coded["out_values"] + coded["out_commands"] * _RLC_COMMAND_CYCLES
     dram["command"] += 1
     dram["sync"] += 1
     counts["words_in"] = sum(v for k, v in dram.items() if k not in ("ofmap", "sync"))
@@ -334,14 +440,27 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     cycles = parts["stream"] + parts["load"] + parts["run"] + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
                         cycles=int(cycles), cycle_parts=parts, passes=passes)
-    result.energy = energy_breakdown(config, counts, dram, costs)
+    # global-buffer fills and drains in values: coded streams still move every value
+    values = {"filter": dram["filter"] * c.lanes, "ifmap": dram["ifmap"] * c.lanes,
+              "psum": (dram["bias"] + dram["ofmap"]) * c.lanes}
+    if rlc_in:
+        values["ifmap"] = coded["in_values"]
+    if rlc_out:
+        values["psum"] = dram["bias"] * c.lanes + coded["out_values"]
+    result.energy = energy_breakdown(config, counts, dram, costs, glb_values=values)
     return result
 
 
-def energy_breakdown(config, counts, dram, costs):
-    """Energy per level and data type (units of one MAC) from access counts."""
+def energy_breakdown(config, counts, dram, costs, glb_values=None):
+    """Energy per level and data type (units of one MAC) from access counts.
+
+    ``glb_values`` (per ``filter``, ``ifmap``, ``psum``) are the values the stream writes into
+    or reads out of the global buffer; by default the stream words times the lanes.
+    """
     lanes = config.lanes
     k = counts
+    fill = glb_values or {"filter": dram["filter"] * lanes, "ifmap": dram["ifmap"] * lanes,
+                          "psum": (dram["bias"] + dram["ofmap"]) * lanes}
     return {
         "mac": {"mac": costs.mac * k["macs"]},
         "spad": {
@@ -355,10 +474,9 @@ def energy_breakdown(config, counts, dram, costs):
             "psum": costs.array * (k["noc_psum_transfers"] + k["noc_output_transfers"]),
         },
         "glb": {
-            "filter": costs.glb * (k["glb_filter_reads"] + dram["filter"] * lanes),
-            "ifmap": costs.glb * (k["glb_ifmap_reads"] + dram["ifmap"] * lanes),
-            "psum": costs.glb * (k["glb_psum_reads"] + k["glb_output_writes"]
-                                 + (dram["bias"] + dram["ofmap"]) * lanes),
+            "filter": costs.glb * (k["glb_filter_reads"] + fill["filter"]),
+            "ifmap": costs.glb * (k["glb_ifmap_reads"] + fill["ifmap"]),
+            "psum": costs.glb * (k["glb_psum_reads"] + k["glb_output_writes"] + fill["psum"]),
         },
         "dram": {
             "filter": costs.dram * dram["filter"] * lanes,

@@ -21,7 +21,10 @@ __all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pic
 
 #: Core error codes (rsaccel.hw.core.CoreError) by value.
 CORE_ERRORS = {0: "NONE", 1: "BAD_OPCODE", 2: "PE_ERROR", 3: "NO_DESTINATION", 4: "TIMEOUT",
-               5: "BAD_ADDRESS"}
+               5: "BAD_ADDRESS", 6: "BAD_RLC"}
+#: RLC decoder error codes (rsaccel.hw.rlc_decoder.RLCError) by value.
+RLC_ERRORS = {1: "SPARE_BITS", 2: "OVERSHOOT", 3: "PADDING", 4: "EARLY_LAST", 5: "MISSING_LAST",
+              6: "WORDS_AFTER_LAST", 7: "LEVEL_RANGE"}
 
 
 class AcceleratorError(RuntimeError):
@@ -80,11 +83,13 @@ def pick_mapping(config, layer, mapper="energy", ifmap=None):
 
 def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", build_root=None,
               seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000, mapper="energy",
-              mapping=None):
+              mapping=None, rlc_in=False, rlc_out=False):
     """Run ``layer`` on the accelerator of ``config`` under ``simulator``.
 
     The mapping is ``mapping`` if given, else the one ``mapper`` picks (:func:`pick_mapping`).
-    The result carries the measured counters and the model's prediction for the same run.
+    ``rlc_in`` / ``rlc_out`` send the ifmap and receive the ofmap run-length coded (filters
+    and biases always go plain). The result carries the measured counters and the model's
+    prediction for the same run.
 
     Raises :class:`~rsaccel.gen.compiler.LayerError` before simulating if the layer cannot run,
     ValueError for bad tensors, :class:`AcceleratorError` if the hardware reports an error.
@@ -101,8 +106,16 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     else:
         from ..gen.mapper import check_mapping
         check_mapping(config, layer, mapping)
-    model = model_layer(config, layer, mapping, ifmap=ifmap)
-    compiled = compile_layer(config, layer, ifmap, weights, bias, mapping)
+    ofmap_expected = None
+    if rlc_out:
+        from .golden import conv2d
+        ofmap_expected = conv2d(ifmap, weights, bias, stride=layer.stride, pad=layer.pad,
+                                groups=layer.groups, out_shift=layer.out_shift, relu=layer.relu,
+                                data_width=config.data_width, acc_width=config.acc_width)
+    model = model_layer(config, layer, mapping, ifmap=ifmap, rlc_in=rlc_in, rlc_out=rlc_out,
+                        ofmap=ofmap_expected)
+    compiled = compile_layer(config, layer, ifmap, weights, bias, mapping, rlc_in=rlc_in,
+                             rlc_out=rlc_out)
     # absolute: the simulator runs in its own working directory
     build_root = Path(build_root or Path.cwd() / "build" / "sim").resolve()
     build = build_block(config, simulator, build_root, block="accelerator")
@@ -112,7 +125,7 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     with tempfile.TemporaryDirectory(dir=build.build_dir) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps({
-            "words": compiled.words, "expect_frames": len(compiled.reads) + 1,
+            "words": compiled.words, "expect_frames": compiled.frames + 1,
             "stall": stall, "seed": seed, "timeout": timeout, "max_cycles": max_cycles,
             "registers": registers,
         }))
@@ -124,9 +137,12 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     regs = result["registers"]
     error = (regs.get("status", 0) >> 4) & 0xF
     if error:
-        raise AcceleratorError(
-            f"The accelerator reported {CORE_ERRORS.get(error, error)} "
-            f"(PE error code {(regs['status'] >> 8) & 7}) while running the layer")
+        detail = f"PE error code {(regs['status'] >> 8) & 7}"
+        if CORE_ERRORS.get(error) == "BAD_RLC":
+            code = (regs["status"] >> 12) & 7
+            detail = f"RLC error {RLC_ERRORS.get(code, code)}"
+        raise AcceleratorError(f"The accelerator reported {CORE_ERRORS.get(error, error)} "
+                               f"({detail}) while running the layer")
     if result.get("stopped"):
         raise AcceleratorError(f"The accelerator produced no complete result: "
                                f"{result['stopped']}")
