@@ -13,22 +13,23 @@ from rsaccel.gen.compiler import Layer, LayerError, Mapping, compile_layer
 from rsaccel.sim.golden import conv2d
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
 from rsaccel.sim.perf_model import COUNT_NAMES
-from rsaccel.sim.runtime import run_layer
+from rsaccel.sim.runtime import AcceleratorError, run_layer
 
 TINY = preset("tiny")
 pytestmark = pytest.mark.xdist_group("hdl-accelerator-tiny")
 
 
-def check(layer, zeros, seed, simulator, build_root, stall=0.25, mapper="energy"):
+def check(layer, zeros, seed, simulator, build_root, stall=0.25, mapper="energy", rlc=False):
     x, w, b = layer_tensors(TINY, layer, seed=seed, zeros=zeros)
     result = run_layer(TINY, layer, x, w, b, simulator=simulator, build_root=build_root,
-                       seed=seed, stall=stall, mapper=mapper)
+                       seed=seed, stall=stall, mapper=mapper, rlc_in=rlc, rlc_out=rlc)
     ref = conv2d(x, w, b, stride=layer.stride, pad=layer.pad, groups=layer.groups,
                  relu=layer.relu, out_shift=layer.out_shift)
     bad = np.argwhere(result.ofmap != ref)
     assert bad.size == 0, (f"{layer}: first mismatch at {tuple(bad[0])}: got "
                            f"{result.ofmap[tuple(bad[0])]}, expected {ref[tuple(bad[0])]}")
-    compiled = compile_layer(TINY, layer, x, w, b, Mapping(**result.mapping))
+    compiled = compile_layer(TINY, layer, x, w, b, Mapping(**result.mapping), rlc_in=rlc,
+                             rlc_out=rlc)
     c = result.counters
     assert c["macs"] + c["gated_macs"] == compiled.mac_slots
     assert c["words_in"] == len(compiled.words)
@@ -96,3 +97,40 @@ def test_wrong_tensor_shape_is_refused(hdl_build_root):
     x[0, 0, 0, 0] = 40000
     with pytest.raises(ValueError, match=r"ifmap value 40000 at index \(0, 0, 0, 0\)"):
         run_layer(TINY, layer, x, w, b, build_root=hdl_build_root)
+
+
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "all_zero"])
+def test_layers_rlc_verilator(name, hdl_build_root):
+    # ifmap in and ofmap out run-length coded, random stalls on both AXI4-Streams
+    layer, zeros = TEST_LAYERS[name]
+    check(layer, zeros, seed=len(name), simulator="verilator", build_root=hdl_build_root,
+          rlc=True)
+
+
+def test_layer_rlc_icarus_match_verilator(hdl_build_root):
+    layer, zeros = TEST_LAYERS["relu_shift_pad_multipass"]
+    icarus = check(layer, zeros, seed=9, simulator="icarus", build_root=hdl_build_root,
+                   rlc=True)
+    verilator = check(layer, zeros, seed=9, simulator="verilator", build_root=hdl_build_root,
+                      rlc=True)
+    assert icarus.counters == verilator.counters
+
+
+def test_malformed_rlc_stream_raises(hdl_build_root, monkeypatch):
+    # the first coded ifmap stream loses its last flag: the decoder rejects it, the
+    # accelerator stops with BAD_RLC and the runtime says so instead of hanging
+    from rsaccel.sim import runtime
+    real = runtime.compile_layer
+
+    def corrupted(*args, **kwargs):
+        compiled = real(*args, **kwargs)
+        first = next(i for i, word in enumerate(compiled.words) if word >> 56 == 0x06)
+        coded = compiled.words[first + 1]
+        compiled.words[first + 1 + coded] &= ~(1 << 63)
+        return compiled
+
+    monkeypatch.setattr(runtime, "compile_layer", corrupted)
+    layer, zeros = TEST_LAYERS["stride2_groups"]
+    x, w, b = layer_tensors(TINY, layer, seed=1, zeros=zeros)
+    with pytest.raises(AcceleratorError, match=r"BAD_RLC \(RLC error [A-Z_]+\)"):
+        run_layer(TINY, layer, x, w, b, build_root=hdl_build_root, rlc_in=True)
