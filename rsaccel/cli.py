@@ -112,7 +112,8 @@ def _cmd_run(args):
     try:
         result = run_layer(config, layer, tensors["ifmap"], tensors["weights"], tensors["bias"],
                            simulator=args.sim, build_root=args.build_dir, seed=args.seed,
-                           stall=args.stall, mapper=args.mapper)
+                           stall=args.stall, mapper=args.mapper,
+                           rlc_in=args.rlc in ("in", "both"), rlc_out=args.rlc in ("out", "both"))
     except (LayerError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except AcceleratorError as exc:
@@ -127,7 +128,7 @@ def _cmd_run(args):
     report = {
         "layer": {k: getattr(layer, k) for k in LAYER_FIELDS},
         "preset": args.preset, "config": config.as_dict(), "simulator": args.sim,
-        "mapping": result.mapping, "passes": result.passes, "macs": layer.macs,
+        "mapping": result.mapping, "passes": result.passes, "macs": layer.macs, "rlc": args.rlc,
         "counters": result.counters, "wall_seconds": round(result.wall_seconds, 3),
         "model": result.model,
     }
@@ -364,6 +365,10 @@ def build_parser():
     run.add_argument("--mapper", choices=["energy", "cycles", "simple"], default="energy",
                      help="how the mapping is chosen: the mapper minimising modelled energy or "
                           "cycles, or the compiler's simple rule (default: energy)")
+    run.add_argument("--rlc", choices=["none", "in", "out", "both"], default="none",
+                     help="which feature maps cross the stream run-length coded: the ifmap "
+                          "(in), the ofmap (out), both, or none; filters and biases always go "
+                          "plain (default: none, as for a network's first layer)")
     run.add_argument("--build-dir", default="build/sim",
                      help="where simulator builds are kept, one per configuration "
                           "(default: build/sim)")

@@ -161,7 +161,7 @@ int main(void) {{
 @pytest.mark.parametrize("command, options", [
     ("generate", ["--preset", "--config", "--set", "--output", "--name", "--block"]),
     ("run", ["--preset", "--config", "--set", "--layer", "--inputs", "--out", "--sim", "--seed",
-             "--stall", "--mapper", "--build-dir"]),
+             "--stall", "--mapper", "--rlc", "--build-dir"]),
     ("map", ["--preset", "--config", "--set", "--layer", "--network", "--batch", "--objective",
              "--zero-fraction", "--stream-bandwidth", "--json"]),
     ("build", ["--board", "--preset", "--config", "--set", "--output", "--seeds"]),
