@@ -215,6 +215,10 @@ class AcceleratorCore(wiring.Component):
             with m.If(error != CoreError.NONE):
                 m.next = "ERROR"
 
+        def elements_out_of_range():
+            # WRITE_RLC / READ_RLC: the n elements from addr must lie in the buffer
+            return addr + count > cfg.glb_elements
+
         with m.FSM(name="decoder") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
@@ -291,7 +295,7 @@ class AcceleratorCore(wiring.Component):
                 leave_on_error()
             with m.State("WRITE_RLC_WORDS"):
                 # the word count; the decoder and the element writer start together
-                with m.If(addr + count > cfg.glb_elements):
+                with m.If(elements_out_of_range()):
                     m.d.sync += error.eq(CoreError.BAD_ADDRESS)
                     m.next = "ERROR"
                 with m.Else():
@@ -320,7 +324,7 @@ class AcceleratorCore(wiring.Component):
                     m.next = "IDLE"
                 leave_on_error()
             with m.State("READ_RLC_START"):
-                with m.If(addr + count > cfg.glb_elements):
+                with m.If(elements_out_of_range()):
                     m.d.sync += error.eq(CoreError.BAD_ADDRESS)
                     m.next = "ERROR"
                 with m.Else():

@@ -23,6 +23,7 @@ from rsaccel.boards.report import markdown_table
 from rsaccel.boards.targets import BOARDS, board
 from rsaccel.config import parse_value, preset
 from rsaccel.gen.compiler import LayerError
+from rsaccel.sim.provenance import source_version
 
 DEFAULT_SIZES = {"ulx3s-85f": ["8x8", "7x8", "6x8", "4x8"], "icebreaker": ["2x2", "1x2", "1x1"]}
 
@@ -33,19 +34,6 @@ def _size(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected ROWSxCOLS, not {text!r}") from None
     return rows, cols
-
-
-def _source_version():
-    """The git commit measured, with ``+dirty`` if the work tree had changes."""
-    import subprocess
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
 
 
 def write_results(results, out):
@@ -137,7 +125,7 @@ def main(argv=None):
             fitted = result
             break
         results[name] = {"largest_fitting": fitted, "attempts": attempts,
-                         "overrides": args.set, "source": _source_version()}
+                         "overrides": args.set, "source": source_version()}
         print(markdown_table([fitted]) if fitted else f"{name}: no size fitted", end="")
 
     write_results(results, out)

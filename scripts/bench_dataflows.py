@@ -14,7 +14,6 @@ Usage: python scripts/bench_dataflows.py [--batch 16] [--pes 256] [--rf-area-rat
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,21 +21,11 @@ from rsaccel.gen.networks import network
 from rsaccel.sim.dataflows import (DATAFLOWS, DTYPES, LEVELS, TEMPLATES, compare_dataflows,
                                    equal_area_storage)
 from rsaccel.sim.perf_model import EnergyCosts
+from rsaccel.sim.provenance import source_version
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 PAPER_BAND = (1.4, 2.5)          # Chen, Emer, Sze, ISCA 2016: RS vs the others, AlexNet CONV
 SENSITIVITY_RATIOS = (1.0, 4.0)
-
-
-def git_commit():
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=RESULTS).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True,
-                               text=True, check=True, cwd=RESULTS).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def conv_layers(batch):
@@ -312,7 +301,7 @@ def main():
                        / 1024 for n in names}})
         print(f"rf_area_ratio {ratio:g}: " + "  ".join(
             f"{n} {v:.2f}x" for n, v in sensitivity[-1]["ratio_to_rs"].items()))
-    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+    meta = {"commit": source_version(), "date": time.strftime("%Y-%m-%d"),
             "python": platform.python_version(), "network": "alexnet CONV1-5",
             "batch": args.batch, "pes": args.pes, "rf_area_ratio": args.rf_area_ratio,
             "costs": costs.__dict__, "seconds": seconds,

@@ -16,7 +16,6 @@ Usage: python scripts/bench_mapper.py [--skip-rtl]
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from rsaccel.gen.compiler import compile_layer, plan_mapping
 from rsaccel.gen.mapper import check_mapping, choose_mapping
 from rsaccel.gen.networks import network
 from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
+from rsaccel.sim.provenance import source_version
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 
@@ -38,14 +38,6 @@ EYERISS = {
     "conv5": dict(ms=10.0, pes=156, zeros=0.776, mapping="3x13, r=2 t=2"),
 }
 EYERISS_DRAM_PER_MAC = 0.0029     # 16-bit words per MAC, with RLC, CONV1-5 batch 4
-
-
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=RESULTS).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def alexnet():
@@ -115,7 +107,7 @@ def write_alexnet(rows):
     total_eyeriss = sum(r["eyeriss"]["cycles"] for r in rows)
     macs = sum(r["macs"] for r in rows)
     dram = sum(r["dram_words_per_mac"] * r["macs"] for r in rows) / macs
-    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+    meta = {"commit": source_version(), "date": time.strftime("%Y-%m-%d"),
             "python": platform.python_version(), "preset": "eyeriss", "batch": 4,
             "objective": "energy"}
     (RESULTS / "mapper_alexnet.json").write_text(json.dumps(
@@ -174,7 +166,7 @@ def write_alexnet(rows):
 
 
 def write_rtl(rows):
-    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "preset": "tiny",
+    meta = {"commit": source_version(), "date": time.strftime("%Y-%m-%d"), "preset": "tiny",
             "simulator": "amaranth", "stall": 0.0}
     (RESULTS / "model_vs_rtl.json").write_text(json.dumps({"meta": meta, "runs": rows},
                                                           indent=2) + "\n")

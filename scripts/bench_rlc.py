@@ -20,7 +20,6 @@ Usage: python scripts/bench_rlc.py [--skip-rtl]
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -35,19 +34,12 @@ from rsaccel.sim.golden import conv2d
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
 from rsaccel.sim.perf_model import model_layer
 from rsaccel.sim.rlc_cases import codec_format
+from rsaccel.sim.provenance import source_version
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 # reference section 5: ifmap zero fractions of AlexNet CONV1-5 (batch 4)
 ALEXNET_ZEROS = {"conv1": 0.0, "conv2": 0.387, "conv3": 0.725, "conv4": 0.793, "conv5": 0.776}
 EYERISS_REDUCTION = {"conv1": 0.30, "conv5": 0.75}
-
-
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=RESULTS).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def throughput(count=4096, seed=1):
@@ -180,7 +172,7 @@ def main():
     parser.add_argument("--skip-rtl", action="store_true",
                         help="skip the Verilator runs (part 3)")
     args = parser.parse_args()
-    result = dict(commit=git_commit(), machine=f"{platform.machine()}, "
+    result = dict(commit=source_version(), machine=f"{platform.machine()}, "
                   f"{platform.python_implementation()} {platform.python_version()}",
                   throughput=throughput(), alexnet=alexnet())
     if not args.skip_rtl:

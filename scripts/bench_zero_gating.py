@@ -24,7 +24,6 @@ Writes JSON and Markdown to ``--out`` (default docs/results/zero_gating_digits.{
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,18 +37,11 @@ from rsaccel.sim.digits import (digits_layers, digits_network, exact_gated_macs,
 from rsaccel.sim.golden import conv2d
 from rsaccel.sim.perf_model import COUNT_NAMES, EnergyCosts, model_layer
 from rsaccel.sim.runtime import pick_mapping, run_layer
+from rsaccel.sim.provenance import source_version
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Eyeriss v1 (reference section 2): data gating saves 45 % of PE power.
 EYERISS_PE_SAVING = 0.45
-
-
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=ROOT, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def pe_energy(counts, costs):
@@ -202,7 +194,7 @@ def main(argv=None):
         whole_fm[f"{k}_vs_entropy"] = whole_fm[f"{k}_bits"] / whole_fm["entropy_bits"]
     whole_fm["rlc_vs_raw"] = whole_fm["rlc_bits"] / whole_fm["raw_bits"]
 
-    meta = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"), "preset": args.preset,
+    meta = {"commit": source_version(), "date": time.strftime("%Y-%m-%d"), "preset": args.preset,
             "images": args.images, "first_test_image": args.first, "seed": args.seed,
             "sim_seed": args.sim_seed, "stall": args.stall, "simulator": args.sim,
             "network": {"float_accuracy": net.float_accuracy,

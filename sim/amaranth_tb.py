@@ -10,11 +10,13 @@ __all__ = ["send_stream", "receive_stream", "run_core", "run_selftest", "run_rlc
            "run_rlc_encoder"]
 
 
-async def send_stream(ctx, port, values, rng, stall=0.0):
+async def send_stream(ctx, port, values, rng, stall=0.0, stop=None):
     """Send ``values`` on the stream ``port`` (an ``In(stream.Signature)`` of the DUT).
 
     Before each value, idle for a random number of cycles (probability ``stall`` per cycle). The
-    payload and ``valid`` are held until the transfer happens (``lib.stream`` rules).
+    payload and ``valid`` are held until the transfer happens (``lib.stream`` rules). ``stop``
+    (a callable) ends the sending early, at the first cycle it returns true while a value waits:
+    for a DUT that may legitimately stop taking input.
     """
     # integers are raw bits for structured payloads
     target = port.payload.as_value() if isinstance(port.payload, data.View) else port.payload
@@ -23,8 +25,16 @@ async def send_stream(ctx, port, values, rng, stall=0.0):
             await ctx.tick()
         ctx.set(target, value)
         ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
+        if stop is None:
+            await ctx.tick().until(port.ready)
+        else:
+            while True:
+                _, _, ready = await ctx.tick().sample(port.ready)
+                if ready or stop():
+                    break
         ctx.set(port.valid, 0)
+        if stop is not None and stop():
+            return
 
 
 async def receive_stream(ctx, port, count, rng, stall=0.0, out=None, max_cycles=None):
@@ -135,23 +145,10 @@ def run_rlc_decoder(config, words, count, *, declared_words=None, stall=0.0, see
     rng = random.Random(seed)
 
     async def feed(ctx):
-        ctx.set(dut.job.payload, {"count": count, "words": declared})
-        ctx.set(dut.job.valid, 1)
-        await ctx.tick().until(dut.job.ready)
-        ctx.set(dut.job.valid, 0)
-        # like send_stream, but gives up once the decoder has stopped (a rejected stream)
-        for word in words:
-            while stall and rng.random() < stall:
-                await ctx.tick()
-            ctx.set(dut.i.payload, int(word))
-            ctx.set(dut.i.valid, 1)
-            while True:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                if ready or state["cycles"] is not None:
-                    break
-            ctx.set(dut.i.valid, 0)
-            if state["cycles"] is not None:
-                return
+        await send_stream(ctx, dut.job, [count | (declared << 24)], rng)
+        # a rejected stream leaves words untaken: stop once the decoder has ended
+        await send_stream(ctx, dut.i, [int(w) for w in words], rng, stall,
+                          stop=lambda: state["cycles"] is not None)
 
     async def collect(ctx):
         sink = random.Random(seed + 1)
@@ -196,10 +193,7 @@ def run_rlc_encoder(config, values, *, stall=0.0, seed=0, max_cycles=None):
     rng = random.Random(seed)
 
     async def feed(ctx):
-        ctx.set(dut.job.payload, len(values))
-        ctx.set(dut.job.valid, 1)
-        await ctx.tick().until(dut.job.ready)
-        ctx.set(dut.job.valid, 0)
+        await send_stream(ctx, dut.job, [len(values)], rng)
         await send_stream(ctx, dut.i, [int(v) for v in values], rng, stall)
 
     async def collect(ctx):

@@ -491,6 +491,18 @@ def _check_costs(costs):
     return costs
 
 
+def _check_arguments(layer, dataflow, costs, storage):
+    """Validate the arguments of one dataflow's evaluation; returns ``(costs, storage)`` with
+    the defaults filled in (Eyeriss's costs, the dataflow's equal-area storage)."""
+    _check_layer(layer)
+    _check_dataflow(dataflow)
+    costs = _check_costs(costs)
+    storage = equal_area_storage(dataflow) if storage is None else storage
+    if not isinstance(storage, Storage):
+        raise TypeError(f"storage must be a Storage, not {storage!r}")
+    return costs, storage
+
+
 # --------------------------------------------------------------------------------------------
 # evaluation of one blocking
 
@@ -619,12 +631,7 @@ def evaluate(layer, dataflow, blocking, *, storage=None, costs=None, check_capac
         For a bad argument, a blocking that does not fit the layer or template, or (with
         ``check_capacity``) one that overflows the RF or GLB.
     """
-    _check_layer(layer)
-    _check_dataflow(dataflow)
-    costs = _check_costs(costs)
-    storage = equal_area_storage(dataflow) if storage is None else storage
-    if not isinstance(storage, Storage):
-        raise TypeError(f"storage must be a Storage, not {storage!r}")
+    costs, storage = _check_arguments(layer, dataflow, costs, storage)
     template = TEMPLATES[dataflow]
     _validate_blocking(layer, template, blocking, storage.pes)
 
@@ -888,12 +895,7 @@ def best_blocking(layer, dataflow, *, storage=None, costs=None):
     ValueError
         For a bad argument, or if no blocking fits the storage.
     """
-    _check_layer(layer)
-    _check_dataflow(dataflow)
-    costs = _check_costs(costs)
-    storage = equal_area_storage(dataflow) if storage is None else storage
-    if not isinstance(storage, Storage):
-        raise TypeError(f"storage must be a Storage, not {storage!r}")
+    costs, storage = _check_arguments(layer, dataflow, costs, storage)
     template = TEMPLATES[dataflow]
     dims = _group_dims(layer)
     inners = list(_inner_mappings(dataflow, dims, storage.pes, storage.rf_words))
