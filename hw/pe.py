@@ -7,7 +7,7 @@ from amaranth.utils import bits_for
 
 from ..config import AccelConfig
 
-__all__ = ["PEOp", "PEError", "PECommand", "PECounters", "ProcessingElement"]
+__all__ = ["PEOp", "PEError", "PECommand", "PECounters", "PEEvents", "ProcessingElement"]
 
 
 class PEOp(enum.Enum, shape=2):
@@ -71,6 +71,14 @@ PE_COUNTER_NAMES = ("macs", "gated_macs", "filter_spad_reads", "filter_spad_writ
 def PECounters(config):
     """Layout of the PE performance counters (each ``config.counter_width`` bits, wrapping)."""
     return data.StructLayout({name: config.counter_width for name in PE_COUNTER_NAMES})
+
+
+def PEEvents(config):
+    """Layout of a PE's per-cycle counter increments: one bit each, except ``gated_macs``, which
+    with ``zero_skipping`` can grow by up to ``filter_spad_depth`` in one cycle."""
+    gated = bits_for(config.filter_spad_depth) if config.zero_skipping else 1
+    return data.StructLayout({name: gated if name == "gated_macs" else 1
+                              for name in PE_COUNTER_NAMES})
 
 
 class ProcessingElement(wiring.Component):
@@ -171,7 +179,7 @@ class ProcessingElement(wiring.Component):
             "busy": Out(1),
             "error": Out(PEError),
             "counters": Out(PECounters(config)),
-            "events": Out(data.StructLayout({name: 1 for name in PE_COUNTER_NAMES})),
+            "events": Out(PEEvents(config)),
         })
 
     @property
@@ -217,6 +225,7 @@ class ProcessingElement(wiring.Component):
         loaded_pqs = Signal(fad_w)     # p*q*S of the last LOAD_FILTERS
         row_len = Signal(pos_w)        # (F-1)*U + S ifmap positions per row
         win_step = Signal(slot_w)      # (U mod window)*q: ring advance from window to window
+        n_reg = Signal(slot_w)         # q*S: MAC slots (of p filters each) per window
 
         # --- command decoding ---------------------------------------------------------------
         cmd = self.cmd.payload
@@ -248,14 +257,15 @@ class ProcessingElement(wiring.Component):
 
         # --- counters -----------------------------------------------------------------------
         cnt = self.counters
-        incr = {name: Signal(name=f"inc_{name}") for name in cnt.shape().members}
+        incr = {name: Signal(self.events[name].shape(), name=f"inc_{name}")
+                for name in cnt.shape().members}
         clear_counters = Signal()
         for name, inc in incr.items():
             m.d.comb += self.events[name].eq(inc)
             with m.If(clear_counters):
                 m.d.sync += cnt[name].eq(0)
             with m.Elif(inc):
-                m.d.sync += cnt[name].eq(cnt[name] + 1)
+                m.d.sync += cnt[name].eq(cnt[name] + inc)
 
         # --- filter loading -----------------------------------------------------------------
         fload_addr = Signal(fad_w)
@@ -277,6 +287,7 @@ class ProcessingElement(wiring.Component):
         faddr = Signal(fad_w)          # (cur_s*q + cur_c)*p + cur_k
 
         running = Signal()
+        slot_ready = Signal()          # the ifmap operand(s) the next slot needs are present
         stall = Signal()
         last_row_done = Signal()       # the final slot of the command's last row issues
         pipeline_busy = Signal()       # MACs in stages A or B
@@ -297,6 +308,7 @@ class ProcessingElement(wiring.Component):
                             u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
                             rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
                             win_reg.eq(cmd.window), ring.eq(c_ring), pqs.eq(c_pqs),
+                            n_reg.eq(c_qs),
                             row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
                             win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window))
                                         * cmd.q),
@@ -327,8 +339,13 @@ class ProcessingElement(wiring.Component):
         # ifmap acceptance: the slot of position wpos belongs to wpos - window, which must already
         # be consumed: wpos < win_base + min(cur_s, U) + window (positions from win_base + U on
         # are still needed by the next window). Dropped positions write nothing and pass.
+        # (with zero skipping the sequencer tracks slot j = s*q + c; it sets skip_pos = j // q)
+        skip_pos = Signal(slot_w)
+        issue_pos = skip_pos if cfg.zero_skipping else cur_s
         keep_until = Signal(pos_w + 1)
-        m.d.comb += keep_until.eq(win_base + Mux(cur_s < u_reg, cur_s, u_reg) + win_reg)
+        m.d.comb += keep_until.eq(win_base + Mux(issue_pos < u_reg, issue_pos, u_reg) + win_reg)
+        # zero flag of every ifmap spad entry as a vector, for the skipping sequencer
+        zflags = Signal(cfg.ifmap_spad_depth) if cfg.zero_skipping else None
         needed = Signal()
         m.d.comb += needed.eq(wmod_u < s_reg)
         wr_index = Signal(slot_w)
@@ -343,6 +360,10 @@ class ProcessingElement(wiring.Component):
                     ifmap_wr.en.eq(1),
                 ]
                 m.d.comb += incr["ifmap_spad_writes"].eq(1)
+                if cfg.zero_skipping:
+                    for i in range(cfg.ifmap_spad_depth):
+                        with m.If(wr_index == i):
+                            m.d.sync += zflags[i].eq(self.ifmap.payload == 0)
             with m.If(wchan == q_reg - 1):
                 m.d.sync += [
                     wchan.eq(0),
@@ -353,17 +374,14 @@ class ProcessingElement(wiring.Component):
             with m.Else():
                 m.d.sync += wchan.eq(wchan + 1)
 
-        # issue stage
+        # issue stage: one MAC slot (s, c, k) per cycle; `first`/`last` mark the slots that
+        # start from psum_in (or zero) and that emit the sum
         first = Signal()
         last = Signal()
-        m.d.comb += [
-            first.eq((cur_s == 0) & (cur_c == 0)),
-            last.eq((cur_s == s_reg - 1) & (cur_c == q_reg - 1)),
-        ]
         rd_index = Signal(slot_w)
-        m.d.comb += rd_index.eq(cur_slot + cur_c)
+        faddr_now = Signal(fad_w)
         operand_ready = Signal()
-        m.d.comb += operand_ready.eq(running & (win_base + cur_s < wpos) & ~stall)
+        m.d.comb += operand_ready.eq(running & slot_ready & ~stall)
         need_psum = Signal()
         m.d.comb += need_psum.eq(first & psum_in_en)
         issue = Signal()
@@ -375,14 +393,12 @@ class ProcessingElement(wiring.Component):
         m.d.comb += ifmap_rd.addr.eq(rd_index)
         m.d.comb += zero.eq(ifmap_rd.data[dw] if cfg.zero_gating else 0)
         m.d.comb += [
-            filt_rd.addr.eq(faddr),
+            filt_rd.addr.eq(faddr_now),
             filt_rd.en.eq(issue & ~zero),
             incr["ifmap_spad_reads"].eq(issue),
             incr["filter_spad_reads"].eq(issue & ~zero),
             incr["macs"].eq(issue & ~zero),
-            incr["gated_macs"].eq(issue & zero),
         ]
-
         end_of_window = Signal()
         end_of_row = Signal()
         m.d.comb += [
@@ -390,40 +406,66 @@ class ProcessingElement(wiring.Component):
             end_of_row.eq(end_of_window & (out_f == f_reg - 1)),
         ]
         m.d.comb += last_row_done.eq(issue & end_of_row & (rows_left == 1))
-        with m.If(issue):
-            m.d.sync += faddr.eq(faddr + 1)
-            with m.If(cur_k != p_reg - 1):
-                m.d.sync += cur_k.eq(cur_k + 1)
-            with m.Else():
-                m.d.sync += cur_k.eq(0)
-                with m.If(cur_c != q_reg - 1):
-                    m.d.sync += cur_c.eq(cur_c + 1)
+
+        def next_window():
+            # the window's last slot issues: move to the next output (or row)
+            next_slot = Signal(slot_w + 1)
+            m.d.comb += next_slot.eq(win_slot + win_step)
+            m.d.sync += [
+                out_f.eq(out_f + 1),
+                win_base.eq(win_base + u_reg),
+                win_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
+            ]
+            with m.If(out_f == f_reg - 1):
+                # row finished: the whole row has been received by now
+                m.d.sync += [
+                    out_f.eq(0), win_base.eq(0), win_slot.eq(0),
+                    wpos.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
+                    rows_left.eq(rows_left - 1),
+                ]
+            return next_slot
+
+        if not cfg.zero_skipping:
+            # every slot issues, s-major, c, then k innermost
+            m.d.comb += [
+                first.eq((cur_s == 0) & (cur_c == 0)),
+                last.eq((cur_s == s_reg - 1) & (cur_c == q_reg - 1)),
+                rd_index.eq(cur_slot + cur_c),
+                faddr_now.eq(faddr),
+                slot_ready.eq(win_base + cur_s < wpos),
+                incr["gated_macs"].eq(issue & zero),
+            ]
+            with m.If(issue):
+                m.d.sync += faddr.eq(faddr + 1)
+                with m.If(cur_k != p_reg - 1):
+                    m.d.sync += cur_k.eq(cur_k + 1)
                 with m.Else():
-                    m.d.sync += cur_c.eq(0)
-                    with m.If(cur_s != s_reg - 1):
-                        m.d.sync += [
-                            cur_s.eq(cur_s + 1),
-                            cur_slot.eq(Mux(cur_slot + q_reg >= ring, 0, cur_slot + q_reg)),
-                        ]
+                    m.d.sync += cur_k.eq(0)
+                    with m.If(cur_c != q_reg - 1):
+                        m.d.sync += cur_c.eq(cur_c + 1)
                     with m.Else():
-                        # window finished
-                        next_slot = Signal(slot_w + 1)
-                        m.d.comb += next_slot.eq(win_slot + win_step)
-                        m.d.sync += [
-                            cur_s.eq(0),
-                            faddr.eq(0),
-                            out_f.eq(out_f + 1),
-                            win_base.eq(win_base + u_reg),
-                            win_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
-                            cur_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
-                        ]
-                        with m.If(out_f == f_reg - 1):
-                            # row finished: the whole row has been received by now
+                        m.d.sync += cur_c.eq(0)
+                        with m.If(cur_s != s_reg - 1):
                             m.d.sync += [
-                                out_f.eq(0), win_base.eq(0), win_slot.eq(0), cur_slot.eq(0),
-                                wpos.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
-                                rows_left.eq(rows_left - 1),
+                                cur_s.eq(cur_s + 1),
+                                cur_slot.eq(Mux(cur_slot + q_reg >= ring, 0,
+                                                cur_slot + q_reg)),
                             ]
+                        with m.Else():
+                            m.d.sync += [cur_s.eq(0), faddr.eq(0)]
+                            next_slot = next_window()
+                            m.d.sync += cur_slot.eq(
+                                Mux(next_slot >= ring, next_slot - ring, next_slot))
+                            with m.If(out_f == f_reg - 1):
+                                m.d.sync += cur_slot.eq(0)
+        else:
+            self._skipping_sequencer(
+                m, depth=cfg.ifmap_spad_depth, zflags=zflags, win_slot=win_slot, ring=ring,
+                wpos=wpos, win_base=win_base, s_reg=s_reg, q_reg=q_reg, p_reg=p_reg,
+                n_reg=n_reg, pqs=pqs, cur_k=cur_k, running=running, stall=stall,
+                issue=issue, zero=zero, first=first, last=last, rd_index=rd_index,
+                faddr_now=faddr_now, slot_ready=slot_ready, gated_inc=incr["gated_macs"],
+                next_window=next_window, skip_pos=skip_pos, wchan=wchan)
 
         # pipeline stage A: filter spad read in flight
         a_valid = Signal()
@@ -485,3 +527,112 @@ class ProcessingElement(wiring.Component):
             self.busy.eq(~self.cmd.ready | a_valid | b_valid | out_fifo.r_rdy),
         ]
         return m
+
+    @staticmethod
+    def _skipping_sequencer(m, *, depth, zflags, win_slot, ring, wpos, win_base, s_reg, q_reg,
+                            p_reg, n_reg, pqs, cur_k, running, stall, issue, zero, first, last,
+                            rd_index, faddr_now, slot_ready, gated_inc, next_window, skip_pos,
+                            wchan):
+        """Issue sequencer of the zero-skipping mode.
+
+        The window's ``n = q*S`` slots are numbered ``j = s*q + c`` (ring entry
+        ``(win_slot + j) mod ring``, filter address ``j*p + k``). From ``cur_j`` on, a priority
+        encoder finds the first slot ``t`` that is non-zero, not yet received, or the window's
+        last; the zeros before it are passed over in the same cycle, without issuing. ``t``
+        issues its ``p`` filter slots when it is present and its role is known: it is the
+        window's last processed slot (it emits the sums) when every later slot is present and
+        zero. Until that is decided (a later slot not received yet and no received non-zero
+        between) it waits, so which slots issue depends only on the data, never on timing. The
+        first processed slot starts from ``psum_in`` (or zero). A window of zeros issues its
+        last slot, gated, to emit ``psum_in`` (or zero).
+        """
+        j_w = bits_for(depth)
+        cur_j = Signal(j_w)              # first slot of the window not yet passed
+        cur_jp = Signal.like(faddr_now)  # cur_j * p
+        started = Signal()               # a slot of this window has issued all its p slots
+        last_hold = Signal()             # role of cur_j while its k > 0 slots issue
+
+        # position of cur_j in the window (cur_j // q): earlier positions are free for new ones
+        m.d.comb += skip_pos.eq(sum((cur_j >= q_reg * i) for i in range(1, depth + 1)))
+
+        # zero flags in window order
+        lin = Signal(depth)
+        for j in range(depth):
+            idx = Signal(j_w + 1, name=f"lin_idx{j}")
+            wrapped = Signal(j_w, name=f"lin_at{j}")
+            m.d.comb += idx.eq(win_slot + j)
+            m.d.comb += wrapped.eq(Mux(idx >= ring, idx - ring, idx))
+            m.d.comb += lin[j].eq(zflags.bit_select(wrapped, 1))
+        # slots received: from win_base on, at most the window
+        ahead = Signal.like(wpos)
+        m.d.comb += ahead.eq(Mux(wpos > win_base, wpos - win_base, 0))
+        avail = Signal(j_w + 1)
+        with m.If(ahead >= s_reg):
+            m.d.comb += avail.eq(s_reg * q_reg)
+        with m.Elif(wpos >= win_base):
+            # plus the channels of position wpos received so far
+            m.d.comb += avail.eq(ahead * q_reg + wchan)
+
+        cand = Signal(depth)
+        nz_present = Signal(depth)
+        for j in range(depth):
+            present = j < avail
+            m.d.comb += [
+                cand[j].eq((j >= cur_j) & (j < n_reg)
+                           & (~lin[j] | ~present | (j == n_reg - 1))),
+                nz_present[j].eq(~lin[j] & present),
+            ]
+        t = Signal(j_w)
+        for j in reversed(range(depth)):
+            with m.If(cand[j]):
+                m.d.comb += t.eq(j)
+        after_t = Signal(depth)
+        for j in range(1, depth):
+            m.d.comb += after_t[j].eq(t < j)
+        nz_after = Signal()
+        m.d.comb += nz_after.eq((nz_present & after_t).any())
+        t_is_end = Signal()
+        m.d.comb += t_is_end.eq(t == n_reg - 1)
+        search_last = Signal()
+        m.d.comb += search_last.eq(t_is_end | ~nz_after)
+        decided = (t < avail) & (nz_after | (avail >= n_reg) | t_is_end)
+
+        at_k0 = Signal()
+        m.d.comb += at_k0.eq(cur_k == 0)
+        t_now = Signal(j_w)
+        tp = Signal.like(faddr_now)
+        m.d.comb += tp.eq(t * p_reg)
+        jp_now = Signal.like(faddr_now)
+        m.d.comb += [
+            t_now.eq(Mux(at_k0, t, cur_j)),
+            jp_now.eq(Mux(at_k0, tp, cur_jp)),
+            faddr_now.eq(jp_now + cur_k),
+            last.eq(Mux(at_k0, search_last, last_hold)),
+            first.eq(~started),
+            slot_ready.eq(~at_k0 | decided),
+        ]
+        rd = Signal(j_w + 1)
+        m.d.comb += rd.eq(win_slot + t_now)
+        m.d.comb += rd_index.eq(Mux(rd >= ring, rd - ring, rd))
+
+        # gated MACs: the zeros passed over this cycle, the zeros after a window's last
+        # processed slot (counted when it is chosen) and an issued zero slot
+        passing = Signal()
+        m.d.comb += passing.eq(running & ~stall & at_k0)
+        m.d.comb += gated_inc.eq(Mux(passing, tp - cur_jp, 0)
+                                 + Mux(issue & at_k0 & search_last, pqs - p_reg - tp, 0)
+                                 + (issue & zero))
+
+        with m.If(passing):
+            m.d.sync += [cur_j.eq(t), cur_jp.eq(tp), last_hold.eq(search_last)]
+        with m.If(issue):
+            with m.If(cur_k != p_reg - 1):
+                m.d.sync += cur_k.eq(cur_k + 1)
+            with m.Else():
+                m.d.sync += cur_k.eq(0)
+                with m.If(last):
+                    m.d.sync += [cur_j.eq(0), cur_jp.eq(0), started.eq(0)]
+                    next_window()
+                with m.Else():
+                    m.d.sync += [cur_j.eq(t_now + 1), cur_jp.eq(jp_now + p_reg),
+                                 started.eq(1)]

@@ -237,10 +237,9 @@ class PEArray(wiring.Component):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)
         from .pe import PE_COUNTER_NAMES
         for name in PE_COUNTER_NAMES:
-            events = Cat(pe.events[name] for pe in flat)
             total = self.totals[name]
             with m.If(self.clear_totals):
                 m.d.sync += total.eq(0)
             with m.Else():
-                m.d.sync += total.eq(total + sum(events[i] for i in range(len(flat))))
+                m.d.sync += total.eq(total + sum(pe.events[name] for pe in flat))
         return m

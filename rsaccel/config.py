@@ -36,7 +36,7 @@ _INT_RANGES = {
     "noc_id_width": (1, 16),
 }
 
-_BOOL_FIELDS = ("zero_gating",)
+_BOOL_FIELDS = ("zero_gating", "zero_skipping")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,10 @@ class AccelConfig:
         ``(stream_width - 1) // (run + level)`` pairs plus the last-word flag.
     zero_gating : bool
         Skip the filter read and the MAC when the ifmap operand is zero (counted as gated).
+    zero_skipping : bool
+        Also skip the cycles of zero ifmap operands: a PE issues only the slots of non-zero ifmap
+        values (plus one slot per all-zero output), so zeros cost neither energy nor time.
+        Requires ``zero_gating``; costs a zero-flag vector and a priority encoder per PE.
     max_stride : int
         Largest convolution stride the PE sequencer supports.
     max_ofmap_width : int
@@ -89,6 +93,7 @@ class AccelConfig:
     rlc_run_width: int = 5
     rlc_level_width: int = 16
     zero_gating: bool = True
+    zero_skipping: bool = False
     max_stride: int = 12
     max_ofmap_width: int = 256
     counter_width: int = 48
@@ -110,6 +115,9 @@ class AccelConfig:
         self._check_cross_fields()
 
     def _check_cross_fields(self):
+        if self.zero_skipping and not self.zero_gating:
+            raise ValueError("Config field 'zero_skipping' = True requires zero_gating = True "
+                             "(skipped slots are gated slots)")
         if self.acc_width < 2 * self.data_width:
             raise ValueError(
                 f"Config field 'acc_width' must be at least 2 * data_width = "

@@ -11,7 +11,7 @@ import numpy as np
 from .golden import conv1d_row
 
 __all__ = ["PECase", "make_pe_case", "filter_stream", "ifmap_stream", "psum_stream",
-           "expected_psum_out", "expected_counters", "pe_limits_ok"]
+           "expected_psum_out", "expected_counters", "issued_slots", "pe_limits_ok"]
 
 
 @dataclass(frozen=True)
@@ -130,22 +130,59 @@ def expected_psum_out(case, acc_width):
     return np.stack(out)
 
 
-def expected_counters(case, *, zero_gating):
+def _window_zeros(case):
+    """``zero[r, f, j]``: the ifmap operand of slot ``j = s*q + c`` of output ``f`` in row ``r``
+    is zero (slots in the PE's issue order, ``s`` major, channel minor)."""
+    idx = np.arange(case.width)[:, None] * case.stride + np.arange(case.s)[None, :]  # (F, S)
+    operands = case.ifmap[:, :, idx]                                 # (rows, q, F, S)
+    return np.transpose(operands == 0, (0, 2, 3, 1)).reshape(case.rows, case.width,
+                                                             case.s * case.q)
+
+
+def issued_slots(case, *, zero_skipping):
+    """``(rows, F)`` number of slots ``j`` (of ``p`` MACs each) the PE issues per window.
+
+    Without skipping every one of the ``q*S``; with skipping the non-zero ones, or one (the
+    last, gated) for a window of zeros.
+    """
+    zero = _window_zeros(case)
+    n = zero.shape[2]
+    if not zero_skipping:
+        return np.full(zero.shape[:2], n, dtype=np.int64)
+    nonzero = (~zero).sum(axis=2)
+    return np.maximum(nonzero, 1).astype(np.int64)
+
+
+def expected_counters(case, *, zero_gating, zero_skipping=False):
     """Exact PE counter values after loading the filters once and running ``case``.
 
     Follows the access rules of :class:`rsaccel.hw.pe.ProcessingElement`: per output and filter
     the ``q*S`` slots run ``s``-major, ``c``-minor; the first slot does not read the psum spad,
-    the last does not write it, and a gated slot in between touches neither.
+    the last does not write it, and a gated slot in between touches neither. With
+    ``zero_skipping`` only the issued slots (:func:`issued_slots`) touch the ifmap and psum
+    spads: the first issued one does not read the psum spad, the last does not write it.
     """
-    p, q, s, u, f = case.p, case.q, case.s, case.stride, case.width
-    # zero[r, f, s, c]: ifmap operand of slot (s, c) of output f in row r is zero
-    idx = np.arange(f)[:, None] * u + np.arange(s)[None, :]          # (F, S)
-    operands = case.ifmap[:, :, idx]                                 # (rows, q, F, S)
-    zero = np.transpose(operands == 0, (0, 2, 3, 1)).reshape(case.rows, f, s * q)
+    p, q, s, u = case.p, case.q, case.s, case.stride
+    zero = _window_zeros(case)
     if not zero_gating:
         zero = np.zeros_like(zero)
-    slots = case.rows * f * s * q * p
+    slots = zero.size * p
     gated = int(zero.sum()) * p
+    row_len = case.ifmap.shape[2]
+    needed_positions = int(np.sum(np.arange(row_len) % u < s))
+    counts = {
+        "macs": slots - gated,
+        "gated_macs": gated,
+        "filter_spad_reads": slots - gated,
+        "filter_spad_writes": p * q * s,
+        "ifmap_spad_writes": case.rows * q * needed_positions,
+    }
+    if zero_skipping:
+        issued = issued_slots(case, zero_skipping=True)
+        counts["ifmap_spad_reads"] = int(issued.sum()) * p
+        counts["psum_spad_reads"] = int((issued - 1).sum()) * p
+        counts["psum_spad_writes"] = int((issued - 1).sum()) * p
+        return counts
     n = s * q
     is_first = np.zeros(n, bool)
     is_first[0] = True
@@ -153,18 +190,10 @@ def expected_counters(case, *, zero_gating):
     is_last[-1] = True
     reads = (~is_first) & (~zero | is_last)
     writes = (~is_last) & (~zero | is_first)
-    row_len = case.ifmap.shape[2]
-    needed_positions = int(np.sum(np.arange(row_len) % u < s))
-    return {
-        "macs": slots - gated,
-        "gated_macs": gated,
-        "filter_spad_reads": slots - gated,
-        "filter_spad_writes": p * q * s,
-        "ifmap_spad_reads": slots,
-        "ifmap_spad_writes": case.rows * q * needed_positions,
-        "psum_spad_reads": int(reads.sum()) * p,
-        "psum_spad_writes": int(writes.sum()) * p,
-    }
+    counts["ifmap_spad_reads"] = slots
+    counts["psum_spad_reads"] = int(reads.sum()) * p
+    counts["psum_spad_writes"] = int(writes.sum()) * p
+    return counts
 
 
 def pe_commands(config, case):

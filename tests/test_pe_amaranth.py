@@ -10,10 +10,11 @@ from rsaccel import preset
 from rsaccel.hw.pe import PECommand, PEError, ProcessingElement
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
 from rsaccel.sim.pe_model import (PE_TEST_SEEDS, PECase, directed_pe_cases, expected_counters,
-                                  expected_psum_out, filter_stream, ifmap_stream, make_pe_case,
+                                  expected_psum_out, filter_stream, issued_slots, ifmap_stream, make_pe_case,
                                   pack_command, pe_commands, psum_stream, stall_profile)
 
 TINY = preset("tiny")
+SKIPPING = TINY.replace(zero_skipping=True)
 STREAMS = ("cmd", "filt", "ifmap", "psum_in", "psum_out")
 
 
@@ -64,8 +65,16 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None):
         state["error"] = ctx.get(dut.error)
         state["sources_done"] = set(done)
 
+    async def cycle_counter(ctx):
+        # cycles from reset until the last psum has been taken
+        state["cycles"] = 0
+        while len(received) < sum(counts):
+            await ctx.tick()
+            state["cycles"] += 1
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
+    sim.add_testbench(cycle_counter, background=True)
     for bench in benches:
         sim.add_testbench(bench, background=True)
     sim.add_testbench(outputs)
@@ -93,7 +102,8 @@ def check_cases(config, cases, *, stalls, seed, counters=True):
     if counters:
         want = {}
         for case in cases:
-            for name, value in expected_counters(case, zero_gating=config.zero_gating).items():
+            for name, value in expected_counters(case, zero_gating=config.zero_gating,
+                                                 zero_skipping=config.zero_skipping).items():
                 want[name] = want.get(name, 0) + value
         mask = (1 << config.counter_width) - 1
         assert state["counters"] == {k: v & mask for k, v in want.items()}
@@ -104,25 +114,34 @@ def check_cases(config, cases, *, stalls, seed, counters=True):
     return outs, state
 
 
+MODES = {"gating": TINY, "skipping": SKIPPING}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("seed", PE_TEST_SEEDS)
-def test_random_cases(seed):
-    case = make_pe_case(TINY, seed)
-    check_cases(TINY, [case], stalls=stall_profile(seed), seed=seed)
+def test_random_cases(seed, mode):
+    config = MODES[mode]
+    case = make_pe_case(config, seed)
+    check_cases(config, [case], stalls=stall_profile(seed), seed=seed)
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("name", sorted(directed_pe_cases(TINY)))
-def test_directed_cases(name):
-    case = directed_pe_cases(TINY)[name]
-    check_cases(TINY, [case], stalls=stall_profile(1000 + case.seed), seed=case.seed)
+def test_directed_cases(name, mode):
+    config = MODES[mode]
+    case = directed_pe_cases(config)[name]
+    check_cases(config, [case], stalls=stall_profile(1000 + case.seed), seed=case.seed)
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("seed", [300, 301, 302])
-def test_back_to_back_commands(seed):
+def test_back_to_back_commands(seed, mode):
     # LOAD/RUN pairs with different shapes, without waiting for the pipeline in between,
     # under heavy psum_out back-pressure
-    cases = [make_pe_case(TINY, seed * 10 + i) for i in range(3)]
+    config = MODES[mode]
+    cases = [make_pe_case(config, seed * 10 + i) for i in range(3)]
     stalls = dict(stall_profile(seed), psum_out=0.8)
-    check_cases(TINY, cases, stalls=stalls, seed=seed)
+    check_cases(config, cases, stalls=stalls, seed=seed)
 
 
 def test_clear_after_run_waits_for_the_pipeline():
@@ -248,3 +267,23 @@ def test_invalid_command_sets_error_and_is_dropped(code):
 def test_init_wrong_config():
     with pytest.raises(TypeError, match="AccelConfig"):
         ProcessingElement({"rows": 3})
+
+
+@pytest.mark.parametrize("seed", [500, 501, 502, 503])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
+def test_skipping_saves_the_cycles_of_zeros(sparsity, seed):
+    # Without stalls a gating PE spends a cycle on every MAC slot. A skipping PE issues only the
+    # slots of non-zero operands (issued_slots); on dense data it may wait up to a cycle per row
+    # to decide which slot is a window's last, on sparse data it must save at least half of the
+    # cycles of the skipped slots (the rest can go to waiting for the ifmap stream).
+    case = make_pe_case(TINY, seed, sparsity=sparsity, max_width=12, max_rows=4)
+    stalls = dict.fromkeys(STREAMS, 0.0)
+    _, gating = check_cases(TINY, [case], stalls=stalls, seed=seed)
+    _, skipping = check_cases(SKIPPING, [case], stalls=stalls, seed=seed)
+    all_slots = int(issued_slots(case, zero_skipping=False).sum()) * case.p
+    issued = int(issued_slots(case, zero_skipping=True).sum()) * case.p
+    assert all_slots <= gating["cycles"]
+    assert issued <= skipping["cycles"] <= gating["cycles"] + case.rows, case.describe()
+    if sparsity >= 0.5:
+        assert skipping["cycles"] <= gating["cycles"] - (all_slots - issued) // 2, \
+            case.describe()

@@ -85,7 +85,8 @@ async def _run_case(dut, config, case, stall, seed):
         f"{got[tuple(bad[0])]}, expected {expected[tuple(bad[0])]} ({case.describe()})")
     await ReadOnly()
     counters = _counters(dut, config)
-    want = expected_counters(case, zero_gating=config.zero_gating)
+    want = expected_counters(case, zero_gating=config.zero_gating,
+                             zero_skipping=config.zero_skipping)
     assert counters == want, f"counters {counters} != expected {want} ({case.describe()})"
     assert dut.error.value.to_unsigned() == 0, f"error code set ({case.describe()})"
     await RisingEdge(clk)
