@@ -136,7 +136,7 @@ class ZeroStats:
     ``gated`` is the number of MAC slots of one filter whose ifmap operand is zero;
     :meth:`interior` the zero operands among the slots that are neither the first nor the last
     of an output when channels are processed in chunks of ``q`` (those decide psum-spad
-    accesses).
+    accesses); :meth:`issued` the slots a zero-skipping PE issues.
     """
 
     def __init__(self, layer, ifmap=None, zero_fraction=0.0):
@@ -154,6 +154,29 @@ class ZeroStats:
         self.exact = ifmap is not None
         self._layer = layer
         self._interior = {}
+        self._issued = {}
+        self._zp, self._cols, self._mult = zp, cols, mult
+        #: MAC slots of one filter over every channel (``gated`` of a layer of zeros)
+        self.slots = float(layer.N * mult.sum() * F * S * layer.C)
+
+    def issued(self, q):
+        """Slots of one filter (over all groups' channels) that a zero-skipping PE issues with
+        channels in chunks of ``q``: per output window (``q`` channels by ``S`` taps) the
+        non-zero operands, or one slot for a window of zeros; an expectation for i.i.d. zeros.
+        """
+        if q not in self._issued:
+            layer = self._layer
+            cg = layer.C // layer.groups
+            total = 0.0
+            for g in range(layer.groups):
+                for c0 in range(0, cg, q):
+                    lo = g * cg + c0
+                    win = self._zp[:, lo:lo + min(q, cg - c0)][:, :, :, self._cols]
+                    nonzero = (1.0 - win).sum(axis=(1, 4))            # (N, Hp, F)
+                    all_zero = win.prod(axis=(1, 4))
+                    total += float(np.einsum("nhf,h->", nonzero + all_zero, self._mult))
+            self._issued[q] = total
+        return self._issued[q]
 
     def interior(self, q):
         if q not in self._interior:
@@ -171,13 +194,14 @@ class ZeroStats:
         return self._interior[q]
 
 
-def pass_cycles(config, layer, shape):
+def pass_cycles(config, layer, shape, issue_fraction=1.0):
     """Estimated cycles of one LOAD pass and one RUN pass of ``shape`` with no stream stalls.
 
     LOAD: its command words, two cycles per descriptor, then one filter value per cycle. RUN:
     its command words, then the slowest of the PE compute of one row chain (``nn*F`` outputs
     of ``p*q*S`` MAC slots, plus the chain's ramp), the ifmap network (one value per cycle),
-    the psum network and the output network (one psum per cycle each).
+    the psum network and the output network (one psum per cycle each). ``issue_fraction`` is
+    the share of MAC slots a zero-skipping PE issues (the layer's average; 1 without skipping).
     """
     R, S, U, F = layer.R, layer.S, layer.stride, layer.F
     nn, ee, t, p, q = shape.nn, shape.ee, shape.t, shape.p, shape.q
@@ -186,7 +210,7 @@ def pass_cycles(config, layer, shape):
     slots = p * q * S
     ifmap = nn * q * row_len * (shape.rows_in if U < R else R * ee)
     psum = t * p * ee * F * nn
-    compute = nn * F * slots + (R - 1) * (slots - p + 4)
+    compute = math.ceil(nn * F * slots * issue_fraction) + (R - 1) * (slots - p + 4)
     run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 8
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
 
@@ -347,7 +371,11 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     parts = {"stream": 0, "load": 0, "run": 0}
     passes = 0
     slots = 0
+    windows_total = 0
     shape_cycles = {}
+    zeros = zeros if zeros is not None else ZeroStats(layer, ifmap, zero_fraction)
+    issue_fraction = (zeros.issued(mapping.q) / zeros.slots
+                      if c.zero_skipping and zeros.slots else 1.0)
     full, rest = divmod(layer.C // layer.groups, mapping.q)
     chunk_sizes = {mapping.q: full} if full else {}
     if rest:
@@ -385,6 +413,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             counts["filter_spad_writes"] += k * pes * p * q * S
             counts["ifmap_spad_writes"] += k * pes * nn * q * needed_positions
             slots += k * pes * nn * F * S * q * p
+            windows_total += k * pes * nn * F * p      # output windows of each filter slot
             counts["psum_spad_reads"] += k * pes * nn * F * p * max(0, S * q - 1)
             # network transfers (each one a global-buffer read or write)
             counts["noc_filter_transfers"] += k * t * R * p * q * S
@@ -394,7 +423,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             counts["noc_output_transfers"] += k * t * p * ee * F * nn
             shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in)
             if shape not in shape_cycles:
-                shape_cycles[shape] = pass_cycles(c, layer, shape)
+                shape_cycles[shape] = pass_cycles(c, layer, shape, issue_fraction)
             load, run, _ = shape_cycles[shape]
             parts["load"] += k * load
             parts["run"] += k * run
@@ -420,14 +449,19 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     counts["words_out"] = dram["ofmap"] + dram["sync"]
 
     # data-dependent counts: every filter slot of a block sees the same ifmap operands
-    zeros = zeros if zeros is not None else ZeroStats(layer, ifmap, zero_fraction)
     gated_total = zeros.gated * filters_blocked
     interior_total = zeros.interior(mapping.q) * filters_blocked
     counts["gated_macs"] = gated_total if c.zero_gating else 0
     counts["macs"] = slots - counts["gated_macs"]
     counts["filter_spad_reads"] = counts["macs"]
     counts["ifmap_spad_reads"] = slots
-    if c.zero_gating:
+    if c.zero_skipping:
+        # only issued slots touch the ifmap and psum spads; per window the first issued one
+        # does not read the psum spad, the last does not write it
+        issued_total = zeros.issued(mapping.q) * filters_blocked
+        counts["ifmap_spad_reads"] = issued_total
+        counts["psum_spad_reads"] = issued_total - windows_total
+    elif c.zero_gating:
         counts["psum_spad_reads"] -= interior_total
     counts["psum_spad_writes"] = counts["psum_spad_reads"]
     counts["glb_filter_reads"] = counts["noc_filter_transfers"]
