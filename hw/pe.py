@@ -465,7 +465,8 @@ class ProcessingElement(wiring.Component):
                 n_reg=n_reg, pqs=pqs, cur_k=cur_k, running=running, stall=stall,
                 issue=issue, zero=zero, first=first, last=last, rd_index=rd_index,
                 faddr_now=faddr_now, slot_ready=slot_ready, gated_inc=incr["gated_macs"],
-                next_window=next_window, skip_pos=skip_pos, wchan=wchan)
+                next_window=next_window, skip_pos=skip_pos, wchan=wchan,
+                cmd_taken=self.cmd.valid & self.cmd.ready, cmd=cmd)
 
         # pipeline stage A: filter spad read in flight
         a_valid = Signal()
@@ -532,7 +533,7 @@ class ProcessingElement(wiring.Component):
     def _skipping_sequencer(m, *, depth, zflags, win_slot, ring, wpos, win_base, s_reg, q_reg,
                             p_reg, n_reg, pqs, cur_k, running, stall, issue, zero, first, last,
                             rd_index, faddr_now, slot_ready, gated_inc, next_window, skip_pos,
-                            wchan):
+                            wchan, cmd_taken, cmd):
         """Issue sequencer of the zero-skipping mode.
 
         The window's ``n = q*S`` slots are numbered ``j = s*q + c`` (ring entry
@@ -547,13 +548,30 @@ class ProcessingElement(wiring.Component):
         last slot, gated, to emit ``psum_in`` (or zero).
         """
         j_w = bits_for(depth)
+        # multiples of q and p, tabulated when a command is taken (adders, no multipliers):
+        # slot i*q starts position i, slot j's filters start at filter address j*p
+        jq_w = bits_for(depth + 1)
+        q_times = Array(Signal(jq_w, name=f"q_times{i}") for i in range(depth + 1))
+        p_times = Array(Signal.like(faddr_now, name=f"p_times{j}") for j in range(depth + 1))
+        q_acc, p_acc = C(0, jq_w), C(0, len(faddr_now))
+        for i in range(1, depth + 1):
+            # saturated at depth + 1: slots beyond the spad start no position
+            q_sum = Signal(jq_w + 1, name=f"q_sum{i}")
+            q_next = Signal(jq_w, name=f"q_next{i}")
+            p_next = Signal.like(faddr_now, name=f"p_next{i}")
+            m.d.comb += [q_sum.eq(q_acc + cmd.q),
+                         q_next.eq(Mux(q_sum > depth, depth + 1, q_sum)),
+                         p_next.eq(p_acc + cmd.p)]
+            with m.If(cmd_taken):
+                m.d.sync += [q_times[i].eq(q_next), p_times[i].eq(p_next)]
+            q_acc, p_acc = q_next, p_next
         cur_j = Signal(j_w)              # first slot of the window not yet passed
         cur_jp = Signal.like(faddr_now)  # cur_j * p
         started = Signal()               # a slot of this window has issued all its p slots
         last_hold = Signal()             # role of cur_j while its k > 0 slots issue
 
         # position of cur_j in the window (cur_j // q): earlier positions are free for new ones
-        m.d.comb += skip_pos.eq(sum((cur_j >= q_reg * i) for i in range(1, depth + 1)))
+        m.d.comb += skip_pos.eq(sum(cur_j >= q_times[i] for i in range(1, depth + 1)))
 
         # zero flags in window order
         lin = Signal(depth)
@@ -568,10 +586,10 @@ class ProcessingElement(wiring.Component):
         m.d.comb += ahead.eq(Mux(wpos > win_base, wpos - win_base, 0))
         avail = Signal(j_w + 1)
         with m.If(ahead >= s_reg):
-            m.d.comb += avail.eq(s_reg * q_reg)
+            m.d.comb += avail.eq(n_reg)
         with m.Elif(wpos >= win_base):
             # plus the channels of position wpos received so far
-            m.d.comb += avail.eq(ahead * q_reg + wchan)
+            m.d.comb += avail.eq(q_times[ahead] + wchan)
 
         cand = Signal(depth)
         nz_present = Signal(depth)
@@ -601,7 +619,7 @@ class ProcessingElement(wiring.Component):
         m.d.comb += at_k0.eq(cur_k == 0)
         t_now = Signal(j_w)
         tp = Signal.like(faddr_now)
-        m.d.comb += tp.eq(t * p_reg)
+        m.d.comb += tp.eq(p_times[t])
         jp_now = Signal.like(faddr_now)
         m.d.comb += [
             t_now.eq(Mux(at_k0, t, cur_j)),
