@@ -129,6 +129,23 @@ class ProcessingElement(wiring.Component):
     zero skips the filter read, the multiplication and the accumulate (it still costs its cycle)
     and counts in ``counters.gated_macs`` instead of ``counters.macs``.
 
+    Zero skipping
+    -------------
+    With ``config.zero_skipping`` zeros also cost no cycles. The ``q*S`` ifmap operands of a
+    window are taken as slots ``j = s*q + c``; a priority encoder over the ring's zero flags
+    finds the next slot that is non-zero (or not yet received) and issues its ``p`` filter
+    slots, passing every zero before it in the same cycle. The first issued slot of a window
+    starts from ``psum_in`` (or zero); the last issued one emits the sums, and is known only
+    when every later operand of the window has arrived and is zero, so the PE waits for that
+    rather than guess: which slots issue depends on the data only, never on stalls, and every
+    counter stays deterministic. A window of zeros issues its last slot (gated) to emit
+    ``psum_in`` or zero. ``gated_macs`` still counts every zero-operand MAC, skipped or not
+    (``events.gated_macs`` is then several bits wide); ``ifmap_spad_reads`` counts issued
+    slots only. A window then costs ``p`` cycles per non-zero operand (``p`` for a window of
+    zeros) when the ifmap stream keeps up, plus up to one cycle per row while the last slot's
+    role is decided. The ifmap ring frees a position only once the issue position has passed
+    it, as without skipping.
+
     Access counting
     ---------------
     ``ifmap_spad_reads`` counts every slot; ``filter_spad_reads`` every non-gated slot. The psum

@@ -19,16 +19,17 @@ TINY = preset("tiny")
 pytestmark = pytest.mark.xdist_group("hdl-accelerator-tiny")
 
 
-def check(layer, zeros, seed, simulator, build_root, stall=0.25, mapper="energy", rlc=False):
-    x, w, b = layer_tensors(TINY, layer, seed=seed, zeros=zeros)
-    result = run_layer(TINY, layer, x, w, b, simulator=simulator, build_root=build_root,
+def check(layer, zeros, seed, simulator, build_root, stall=0.25, mapper="energy", rlc=False,
+          config=TINY):
+    x, w, b = layer_tensors(config, layer, seed=seed, zeros=zeros)
+    result = run_layer(config, layer, x, w, b, simulator=simulator, build_root=build_root,
                        seed=seed, stall=stall, mapper=mapper, rlc_in=rlc, rlc_out=rlc)
     ref = conv2d(x, w, b, stride=layer.stride, pad=layer.pad, groups=layer.groups,
                  relu=layer.relu, out_shift=layer.out_shift)
     bad = np.argwhere(result.ofmap != ref)
     assert bad.size == 0, (f"{layer}: first mismatch at {tuple(bad[0])}: got "
                            f"{result.ofmap[tuple(bad[0])]}, expected {ref[tuple(bad[0])]}")
-    compiled = compile_layer(TINY, layer, x, w, b, Mapping(**result.mapping), rlc_in=rlc,
+    compiled = compile_layer(config, layer, x, w, b, Mapping(**result.mapping), rlc_in=rlc,
                              rlc_out=rlc)
     c = result.counters
     assert c["macs"] + c["gated_macs"] == compiled.mac_slots

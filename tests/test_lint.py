@@ -10,15 +10,20 @@ from rsaccel.gen.verilog import generate
 from rsaccel.sim.cocotb_tb.runner import ensure_verilator_on_path, waiver_file
 
 
+#: variants of a preset linted besides the preset itself
+VARIANTS = {"eyeriss+skipping": ("eyeriss", {"zero_skipping": True})}
+
+
 @pytest.fixture(scope="module", params=[
-    ("tiny", "accelerator"), ("eyeriss", "pe"),
+    ("tiny", "accelerator"), ("eyeriss", "pe"), ("eyeriss+skipping", "pe"),
     pytest.param(("eyeriss", "array"), marks=pytest.mark.slow),
     pytest.param(("eyeriss", "accelerator"), marks=pytest.mark.slow),  # ~1 min to generate
 ], ids=lambda p: "-".join(p))
 def verilog_file(request, tmp_path_factory):
     preset_name, block = request.param
-    out = tmp_path_factory.mktemp(f"lint-{preset_name}-{block}")
-    generate(preset(preset_name), out, name="rsaccel", block=block)
+    out = tmp_path_factory.mktemp(f"lint-{preset_name.replace('+', '-')}-{block}")
+    name, overrides = VARIANTS.get(preset_name, (preset_name, {}))
+    generate(preset(name).replace(**overrides), out, name="rsaccel", block=block)
     return out / "rsaccel.v"
 
 
