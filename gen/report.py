@@ -25,7 +25,8 @@ def text_report(manifest):
         f"rsaccel {gen['rsaccel']} report for '{manifest['top']}' ({manifest['block']})",
         "",
         f"PE array        {c['rows']} x {c['cols']} = {d['num_pes']} PEs, {dw}-bit data, "
-        f"{aw}-bit psums, zero gating {'on' if c['zero_gating'] else 'off'}",
+        f"{aw}-bit psums, zero gating {'on' if c['zero_gating'] else 'off'}, "
+        f"zero skipping {'on' if c.get('zero_skipping') else 'off'}",
         f"peak rate       {d['peak_macs_per_cycle']} MACs/cycle "
         f"({2 * d['peak_macs_per_cycle']} ops/cycle)",
         "",

@@ -142,13 +142,15 @@ class ProcessingElement(wiring.Component):
     ``psum_in`` or zero. ``gated_macs`` still counts every zero-operand MAC, skipped or not
     (``events.gated_macs`` is then several bits wide); ``ifmap_spad_reads`` counts issued
     slots only. A window then costs ``p`` cycles per non-zero operand (``p`` for a window of
-    zeros) when the ifmap stream keeps up, plus up to one cycle per row while the last slot's
-    role is decided. The ifmap ring frees a position only once the issue position has passed
-    it, as without skipping.
+    zeros) when the ifmap stream keeps up. Deciding the last slot's role can cost a wait: about
+    a cycle per row with the largest ring (``window = ifmap_spad_depth // q``), but up to
+    ``p`` cycles per window on dense data when the ring has no slack (``window = S``), where
+    the next operands enter only as the issue position passes the old ones.
 
     Access counting
     ---------------
-    ``ifmap_spad_reads`` counts every slot; ``filter_spad_reads`` every non-gated slot. The psum
+    ``ifmap_spad_reads`` counts every issued slot (every slot without zero skipping);
+    ``filter_spad_reads`` every non-gated slot. The psum
     spad is not read by the first slot of an output (it starts from ``psum_in`` or zero) and not
     written by the last (the sum leaves as ``psum_out``); a gated slot that is neither first nor
     last does not touch it.
@@ -174,7 +176,7 @@ class ProcessingElement(wiring.Component):
         Sticky error code.
     counters : Out(PECounters(config))
         Performance counters.
-    events : Out(StructLayout({counter name: 1}))
+    events : Out(PEEvents(config))
         The counters' increments of this cycle (for array-wide totals).
 
     Raises

@@ -162,6 +162,8 @@ def expected_counters(case, *, zero_gating, zero_skipping=False):
     ``zero_skipping`` only the issued slots (:func:`issued_slots`) touch the ifmap and psum
     spads: the first issued one does not read the psum spad, the last does not write it.
     """
+    if zero_skipping and not zero_gating:
+        raise ValueError("zero_skipping requires zero_gating")
     p, q, s, u = case.p, case.q, case.s, case.stride
     zero = _window_zeros(case)
     if not zero_gating:
@@ -196,11 +198,14 @@ def expected_counters(case, *, zero_gating, zero_skipping=False):
     return counts
 
 
-def pe_commands(config, case):
-    """Command dictionaries that load ``case``'s filters and run its rows."""
+def pe_commands(config, case, window=None):
+    """Command dictionaries that load ``case``'s filters and run its rows.
+
+    ``window`` (ifmap ring positions) defaults to the largest, ``ifmap_spad_depth // q``.
+    """
     common = dict(s=case.s, p=case.p, q=case.q, stride=case.stride, width=case.width,
                   psum_in_en=int(case.psum_in is not None),
-                  window=config.ifmap_spad_depth // case.q)
+                  window=window or config.ifmap_spad_depth // case.q)
     return [dict(op="LOAD_FILTERS", rows=0, **common), dict(op="RUN", rows=case.rows, **common)]
 
 

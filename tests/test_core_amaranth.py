@@ -149,7 +149,10 @@ def test_layer_zero_skipping(name):
     model = model_layer(SKIPPING, layer, mapping, ifmap=x)
     wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
     assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
-    _, gating = run_core(TINY, compiled.words, expect, stall=0.0, seed=len(name))
+    gating_words, gating = run_core(TINY, compiled.words, expect, stall=0.0, seed=len(name))
+    assert gating["error"] == CoreError.NONE
+    assert np.array_equal(unpack_outputs(TINY, compiled, gating_words),
+                          unpack_outputs(SKIPPING, compiled, words))
     # dense data may wait a cycle per row to decide a window's last slot; sparse data is faster
     slowest = gating["counters"]["cycles"] * (1.01 if zeros == 0 else 1.0)
     assert c["cycles"] <= slowest, (c["cycles"], gating["counters"]["cycles"])

@@ -18,7 +18,7 @@ SKIPPING = TINY.replace(zero_skipping=True)
 STREAMS = ("cmd", "filt", "ifmap", "psum_in", "psum_out")
 
 
-def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None):
+def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None, window=None):
     """Run ``cases`` back to back on one PE (LOAD, RUN, LOAD, RUN, ... without draining).
 
     ``stalls`` maps each stream name to its stall probability. ``trailing`` is a list of extra
@@ -39,7 +39,8 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None):
             done.add(name)
         return bench
 
-    commands = [pack_command(layout, c) for case in cases for c in pe_commands(config, case)]
+    commands = [pack_command(layout, c) for case in cases
+                for c in pe_commands(config, case, window)]
     commands += [pack_command(layout, c) for c in (trailing or [])]
     benches = [
         source("cmd", commands),
@@ -91,8 +92,8 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None):
     return outs, state
 
 
-def check_cases(config, cases, *, stalls, seed, counters=True):
-    outs, state = run_pe(config, cases, stalls=stalls, seed=seed)
+def check_cases(config, cases, *, stalls, seed, counters=True, window=None):
+    outs, state = run_pe(config, cases, stalls=stalls, seed=seed, window=window)
     for case, out in zip(cases, outs):
         expected = expected_psum_out(case, config.acc_width)
         bad = np.argwhere(out != expected)
@@ -273,17 +274,35 @@ def test_init_wrong_config():
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
 def test_skipping_saves_the_cycles_of_zeros(sparsity, seed):
     # Without stalls a gating PE spends a cycle on every MAC slot. A skipping PE issues only the
-    # slots of non-zero operands (issued_slots); on dense data it may wait up to a cycle per row
-    # to decide which slot is a window's last, on sparse data it must save at least half of the
-    # cycles of the skipped slots (the rest can go to waiting for the ifmap stream).
+    # slots of non-zero operands (issued_slots); with the largest ifmap ring (these cases) it may
+    # wait up to a cycle per row on dense data to decide which slot is a window's last; on
+    # sparse data it must save at least half of the cycles of the skipped slots (the rest can go
+    # to waiting for the ifmap stream).
     case = make_pe_case(TINY, seed, sparsity=sparsity, max_width=12, max_rows=4)
     stalls = dict.fromkeys(STREAMS, 0.0)
     _, gating = check_cases(TINY, [case], stalls=stalls, seed=seed)
     _, skipping = check_cases(SKIPPING, [case], stalls=stalls, seed=seed)
     all_slots = int(issued_slots(case, zero_skipping=False).sum()) * case.p
     issued = int(issued_slots(case, zero_skipping=True).sum()) * case.p
-    assert all_slots <= gating["cycles"]
     assert issued <= skipping["cycles"] <= gating["cycles"] + case.rows, case.describe()
     if sparsity >= 0.5:
         assert skipping["cycles"] <= gating["cycles"] - (all_slots - issued) // 2, \
             case.describe()
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("p,q,s,stride", [(1, 1, 2, 2), (1, 1, 2, 3), (2, 2, 3, 1), (1, 3, 1, 4),
+                                          (3, 1, 3, 2)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
+def test_ring_without_slack(mode, p, q, s, stride, sparsity):
+    # window = S: the ring holds only the current window, so the ifmap stream and the issue
+    # position are as tightly coupled as they get (U > S drops positions); dense and sparse
+    config = MODES[mode]
+    rng = np.random.default_rng(p * 1000 + q * 100 + s * 10 + stride)
+    width, rows = 5, 2
+    ifmap = rng.integers(-(1 << 15), 1 << 15, size=(rows, q, (width - 1) * stride + s))
+    ifmap[rng.random(ifmap.shape) < sparsity] = 0
+    case = PECase(filters=rng.integers(-(1 << 15), 1 << 15, size=(p, q, s)), ifmap=ifmap,
+                  psum_in=rng.integers(-(1 << 31), 1 << 31, size=(rows, width, p)),
+                  stride=stride, seed=0)
+    check_cases(config, [case], stalls=stall_profile(p + q + s), seed=stride, window=s)
