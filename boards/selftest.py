@@ -14,7 +14,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
-from ..config import AccelConfig
+from ..config import require_config
 from ..hw.accelerator import STATUS_FIELDS, Accelerator
 
 __all__ = ["SelfTestProgram", "selftest_program", "SelfTest"]
@@ -119,8 +119,7 @@ class SelfTest(wiring.Component):
     mismatches: Out(16)
 
     def __init__(self, config, program, *, stall=True, watchdog=1 << 16):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         if not isinstance(program, SelfTestProgram):
             raise TypeError(f"Program must be a SelfTestProgram, not {program!r}")
         if not program.words or not program.expected:

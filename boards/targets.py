@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from amaranth import *
 from amaranth.lib import io
 
-from ..config import AccelConfig
+from ..config import require_config
 from .selftest import SelfTest, selftest_program
 
 __all__ = ["BoardTarget", "BOARDS", "board", "BoardTop", "BoardError"]
@@ -98,8 +98,7 @@ class BoardTop(Elaboratable):
     def __init__(self, target, config, program=None):
         if not isinstance(target, BoardTarget):
             raise TypeError(f"Target must be a BoardTarget, not {target!r}")
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self.target = target
         self.config = config
         self.program = program if program is not None else selftest_program(config)

@@ -5,7 +5,7 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AccelConfig
+from ..config import require_config
 from .axil import AXILiteRegisters
 from .core import CORE_COUNTER_NAMES, STREAM_FORMAT_VERSION, AcceleratorCore
 
@@ -75,8 +75,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         self._regs = AXILiteRegisters(addr_width=12, registers=register_list(config))
         members = {

@@ -5,7 +5,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..config import AccelConfig
+from ..config import require_config
 from .glb import ReadClient
 from .loop_nest import LoopNest, NestDescriptor
 from .multicast import TaggedLayout
@@ -39,8 +39,7 @@ class BufferReader(wiring.Component):
     FIFO_DEPTH = 4
 
     def __init__(self, config, *, element_lanes, value_width):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         if element_lanes not in (1, 2, 4, 8, 16, 32) or element_lanes > config.lanes:
             raise ValueError(f"Element lanes must be a power of two up to {config.lanes}, "
                              f"not {element_lanes!r}")

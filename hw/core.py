@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AccelConfig
+from ..config import require_config
 from .buffer_reader import BufferReader
 from .element_reader import ElementReader
 from .element_writer import ElementWriter
@@ -112,8 +112,7 @@ class AcceleratorCore(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         if PECommand(config).size > config.stream_width:
             raise ValueError(f"A PE command ({PECommand(config).size} bits) must fit one stream "
                              f"word ({config.stream_width} bits)")

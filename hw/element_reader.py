@@ -5,7 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..config import AccelConfig
+from ..config import require_config
 from .element_writer import ElementRange
 from .glb import ReadClient
 
@@ -36,8 +36,7 @@ class ElementReader(wiring.Component):
     FIFO_DEPTH = 4
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "job": In(stream.Signature(ElementRange())),

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from ..config import AccelConfig
+from ..config import require_config
 from .glb import WriteClient
 
 __all__ = ["ElementRange", "ElementWriter"]
@@ -39,8 +39,7 @@ class ElementWriter(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "job": In(stream.Signature(ElementRange())),

@@ -5,7 +5,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..config import AccelConfig
+from ..config import require_config
 
 __all__ = ["ReadClient", "WriteClient", "GlobalBuffer"]
 
@@ -67,8 +67,7 @@ class GlobalBuffer(wiring.Component):
     """
 
     def __init__(self, config, *, read_clients, write_clients):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         for name, value in (("Read clients", read_clients), ("Write clients", write_clients)):
             if not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")

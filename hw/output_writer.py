@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, exact_log2
 
-from ..config import AccelConfig
+from ..config import require_config
 from .gather import SourcedLayout
 from .glb import WriteClient
 from .loop_nest import ADDR_WIDTH
@@ -55,8 +55,7 @@ class OutputWriter(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "desc": In(stream.Signature(OutputDescriptor(config))),

@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from ..config import AccelConfig
+from ..config import require_config
 
 __all__ = ["PEOp", "PEError", "PECommand", "PECounters", "PEEvents", "ProcessingElement"]
 
@@ -186,8 +186,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "cmd": In(stream.Signature(PECommand(config))),

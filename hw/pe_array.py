@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from ..config import AccelConfig
+from ..config import require_config
 from .gather import GatherNetwork, SourcedLayout
 from .multicast import MulticastNetwork, TaggedLayout
 from .pe import PECommand, PEError, ProcessingElement
@@ -92,8 +92,7 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         idw = config.noc_id_width
         from .pe import PECounters

@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AccelConfig
+from ..config import require_config
 
 __all__ = ["RLCError", "RLCDecodeJob", "DecodedValue", "RLCDecoder"]
 
@@ -64,8 +64,7 @@ class RLCDecoder(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "job": In(stream.Signature(RLCDecodeJob())),

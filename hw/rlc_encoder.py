@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AccelConfig
+from ..config import require_config
 
 __all__ = ["RLCEncoder"]
 
@@ -36,8 +36,7 @@ class RLCEncoder(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+        require_config(config)
         self._config = config
         super().__init__({
             "job": In(stream.Signature(24)),

@@ -8,7 +8,7 @@ parameter is written down twice. Presets are named instances; tests shrink them 
 from dataclasses import dataclass, fields, replace as _dc_replace
 
 __all__ = ["AccelConfig", "PRESETS", "preset", "ConfigError", "parse_value", "load_config_file",
-           "resolve"]
+           "resolve", "require_config"]
 
 
 class ConfigError(ValueError):
@@ -263,6 +263,14 @@ PRESETS = {
                               glb_filter_banks=1, max_stride=2, max_ofmap_width=16,
                               counter_width=16, noc_id_width=2),
 }
+
+
+def require_config(config):
+    """Return ``config``; raise TypeError if it is not an :class:`AccelConfig` (every component
+    that takes a configuration checks it with this)."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"Config must be an AccelConfig, not {config!r}")
+    return config
 
 
 def preset(name):

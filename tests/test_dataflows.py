@@ -295,16 +295,22 @@ def test_search_result_fits_and_beats_random_blockings(name):
     assert best.rf_words_used <= storage.rf_words
     assert best.glb_words_used <= storage.glb_words
     assert math.prod(f for _, f in best.blocking.spatial) <= 16
+    candidates = (random_blocking(layer, name, rng, fixed=rng.choice(SEARCH_SPACE[name]))
+                  for _ in range(1500))
+    assert count_not_better(best, candidates, layer, name, storage) >= 100
+
+
+def count_not_better(best, blockings, layer, name, storage):
+    """Assert no legal blocking of ``blockings`` beats ``best``; return how many were legal."""
     tried = 0
-    for _ in range(1500):
-        b = random_blocking(layer, name, rng, fixed=rng.choice(SEARCH_SPACE[name]))
+    for b in blockings:
         try:
             other = evaluate(layer, name, b, storage=storage)
         except ValueError:
             continue
         tried += 1
         assert best.total_energy <= other.total_energy * (1 + 1e-12), (b, best.blocking)
-    assert tried >= 100
+    return tried
 
 
 def neighbours(blocking, name):
@@ -341,15 +347,7 @@ def test_search_result_is_a_local_optimum(name):
     layer = Layer(N=4, C=8, M=8, H=8, W=8, R=3, S=3, pad=1)
     storage = dataclasses.replace(equal_area_storage(name, pes=16), glb_bytes=1600)
     best = best_blocking(layer, name, storage=storage)
-    tried = 0
-    for b in neighbours(best.blocking, name):
-        try:
-            other = evaluate(layer, name, b, storage=storage)
-        except ValueError:
-            continue
-        tried += 1
-        assert best.total_energy <= other.total_energy * (1 + 1e-12), (b, best.blocking)
-    assert tried >= 5
+    assert count_not_better(best, neighbours(best.blocking, name), layer, name, storage) >= 5
 
 
 def test_alexnet_rs_uses_least_energy():
