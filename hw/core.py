@@ -3,6 +3,7 @@
 from amaranth import *
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from ..config import require_config
 from .buffer_reader import BufferReader
@@ -161,11 +162,7 @@ class AcceleratorCore(wiring.Component):
         wiring.connect(m, rlc_writer.glb, glb.wr[2])
         wiring.connect(m, rlc_reader.glb, glb.rd[4])
         wiring.connect(m, rlc_reader.o, encoder.i)
-        m.d.comb += [
-            rlc_writer.i.valid.eq(decoder.o.valid),
-            rlc_writer.i.payload.eq(decoder.o.payload.value),
-            decoder.o.ready.eq(rlc_writer.i.ready),
-        ]
+        wiring.connect(m, decoder.o, rlc_writer.i)
 
         word = self.i.payload.data
         header_op = word[56:64]
@@ -302,6 +299,7 @@ class AcceleratorCore(wiring.Component):
                         needs_input.eq(1),
                         decoder.job.payload.count.eq(count),
                         decoder.job.payload.words.eq(word[:24]),
+                        decoder.job.payload.lane.eq(addr[:exact_log2(cfg.lanes)]),
                         rlc_writer.job.payload.base.eq(addr),
                         rlc_writer.job.payload.count.eq(count),
                         # both are idle here (the previous job ended before IDLE)

@@ -1,4 +1,4 @@
-"""Element writer: a stream of data values into consecutive global-buffer elements."""
+"""Element writer: buffer-word fragments into consecutive global-buffer elements."""
 
 from amaranth import *
 from amaranth.lib import data, stream, wiring
@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from ..config import require_config
-from .glb import WriteClient
+from .glb import WordFragment, WriteClient
 
 __all__ = ["ElementRange", "ElementWriter"]
 
@@ -17,23 +17,26 @@ def ElementRange():
 
 
 class ElementWriter(wiring.Component):
-    """Stores ``count`` values from ``i`` at data elements ``base``, ``base + 1``, ...
+    """Stores the ``count`` values of a job at data elements ``base``, ``base + 1``, ...
 
-    Element ``a`` is lane ``a mod lanes`` of buffer word ``a div lanes``. Values are packed into
-    words and each word is written once, with a lane mask, when its last lane is filled or the
-    job's last value arrives; lanes outside the range keep their contents. The caller checks
-    that the range lies inside the buffer.
+    Element ``a`` is lane ``a mod lanes`` of buffer word ``a div lanes``. The values arrive as
+    :func:`~rsaccel.hw.glb.WordFragment` s already in their lanes (as
+    :class:`~rsaccel.hw.rlc_decoder.RLCDecoder` sends them): fragments of one word are merged,
+    and each word is written once, with a lane mask, when a fragment reaches its top lane or
+    the job's last fragment arrives; lanes outside the range keep their contents. The caller
+    checks that the range lies inside the buffer and that the fragments follow each other
+    from lane ``base mod lanes``.
 
     Latency and back-pressure
     -------------------------
-    One value per cycle. A finished word waits in a write register for its bank; ``i`` is taken
-    only while that register is free or being written, so nothing is lost. ``busy`` is high
-    from accepting a job until its last word is written.
+    One fragment (up to a whole buffer word) per cycle. A finished word waits in a write
+    register for its bank; ``i`` is taken only while that register is free or being written,
+    so nothing is lost. ``busy`` is high from accepting a job until its last word is written.
 
     Attributes
     ----------
     job : In(stream.Signature(ElementRange()))
-    i : In(stream.Signature(signed(data_width)))
+    i : In(stream.Signature(WordFragment(config)))
     glb : Out(WriteClient(config))
     busy : Out(1)
     """
@@ -43,7 +46,7 @@ class ElementWriter(wiring.Component):
         self._config = config
         super().__init__({
             "job": In(stream.Signature(ElementRange())),
-            "i": In(stream.Signature(signed(config.data_width))),
+            "i": In(stream.Signature(WordFragment(config))),
             "glb": Out(WriteClient(config)),
             "busy": Out(1),
         })
@@ -51,46 +54,38 @@ class ElementWriter(wiring.Component):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        dw, lanes = cfg.data_width, cfg.lanes
+        lanes = cfg.lanes
         lane_bits = exact_log2(lanes)
 
         active = Signal()
-        addr = Signal(24)                 # element address of the next value
-        left = Signal(24)
+        word_addr = Signal(24 - lane_bits)   # buffer word of the next fragment
         acc = Signal(cfg.stream_width)
         mask = Signal(lanes)
-        pending = Signal()                # a finished word waits for its bank
+        pending = Signal()                   # a finished word waits for its bank
         m.d.comb += [
             self.busy.eq(active | pending),
             self.job.ready.eq(~self.busy),
             self.glb.req.eq(pending),
-            self.i.ready.eq(active & (left != 0) & (~pending | self.glb.grant)),
+            self.i.ready.eq(active & (~pending | self.glb.grant)),
         ]
 
-        lane = addr[:lane_bits] if lane_bits else C(0)
-        placed = Signal(cfg.stream_width)
-        placed_mask = Signal(lanes)
-        with m.Switch(lane):
-            for k in range(lanes):
-                with m.Case(k):
-                    m.d.comb += [
-                        placed.eq(acc | (self.i.payload.as_unsigned() << (k * dw))),
-                        placed_mask.eq(mask | (1 << k)),
-                    ]
+        fragment = self.i.payload
+        placed = acc | fragment.data
+        placed_mask = mask | fragment.mask
         with m.If(self.glb.grant):
             m.d.sync += pending.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
-            with m.If((lane == lanes - 1) | (left == 1)):
+            with m.If(fragment.mask[lanes - 1] | fragment.last):
                 m.d.sync += [
-                    self.glb.addr.eq(addr[lane_bits:]), self.glb.data.eq(placed),
+                    self.glb.addr.eq(word_addr), self.glb.data.eq(placed),
                     self.glb.mask.eq(placed_mask), pending.eq(1), acc.eq(0), mask.eq(0),
+                    word_addr.eq(word_addr + 1),
                 ]
             with m.Else():
                 m.d.sync += [acc.eq(placed), mask.eq(placed_mask)]
-            with m.If(left == 1):
+            with m.If(fragment.last):
                 m.d.sync += active.eq(0)
         with m.If(self.job.valid & self.job.ready):
-            m.d.sync += [active.eq(self.job.payload.count != 0), addr.eq(self.job.payload.base),
-                         left.eq(self.job.payload.count), acc.eq(0), mask.eq(0)]
+            m.d.sync += [active.eq(self.job.payload.count != 0),
+                         word_addr.eq(self.job.payload.base[lane_bits:]), acc.eq(0), mask.eq(0)]
         return m

@@ -1,13 +1,13 @@
 """Banked global buffer shared by several read and write clients."""
 
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..config import require_config
 
-__all__ = ["ReadClient", "WriteClient", "GlobalBuffer"]
+__all__ = ["ReadClient", "WriteClient", "WordFragment", "GlobalBuffer"]
 
 
 def ReadClient(config):
@@ -38,6 +38,18 @@ def WriteClient(config):
         "req": Out(1),
         "grant": In(1),
     })
+
+
+def WordFragment(config):
+    """Consecutive data elements of one buffer word, in their lanes.
+
+    ``data`` holds the values in their ``data_width``-bit lanes (lane ``a mod lanes`` for element
+    ``a``); ``mask`` marks the lanes present, a contiguous run; lanes outside ``mask`` are zero.
+    ``last`` marks the fragment that ends its job. The RLC paths move values between the stream
+    and the buffer as fragments, so they keep pace with a plain WRITE or READ (one buffer word a
+    cycle) instead of one value a cycle.
+    """
+    return data.StructLayout({"data": config.stream_width, "mask": config.lanes, "last": 1})
 
 
 class GlobalBuffer(wiring.Component):

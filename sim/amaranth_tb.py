@@ -7,7 +7,7 @@ Both ends insert random idle cycles (source) or back-pressure (sink) drawn from 
 from amaranth.lib import data
 
 __all__ = ["send_stream", "receive_stream", "run_core", "run_selftest", "run_rlc_decoder",
-           "run_rlc_encoder"]
+           "rlc_fragments", "run_rlc_encoder"]
 
 
 async def send_stream(ctx, port, values, rng, stall=0.0, stop=None):
@@ -125,27 +125,30 @@ def run_selftest(config, program, *, stall=True, watchdog=4096, max_cycles=50000
     return result
 
 
-def run_rlc_decoder(config, words, count, *, declared_words=None, stall=0.0, seed=0,
-                    max_cycles=None):
+def run_rlc_decoder(config, words, count, *, declared_words=None, first_lane=0, stall=0.0,
+                    seed=0, max_cycles=None):
     """Decode ``words`` with :class:`rsaccel.hw.rlc_decoder.RLCDecoder` under the simulator.
 
-    The job declares ``count`` values in ``declared_words`` words (default ``len(words)``).
-    Random stalls with probability ``stall`` on both streams (seeded). Returns ``(values, error,
-    cycles)``: the values that left (with their ``last`` bits checked), the decoder's error
-    when it stopped, and the cycles from the job to the end (``None`` if it never ended).
+    The job declares ``count`` values in ``declared_words`` words (default ``len(words)``), the
+    first one for lane ``first_lane``. Random stalls with probability ``stall`` on both streams
+    (seeded). Returns ``(values, lasts, error, cycles)``: the values that left (their fragments
+    checked by :func:`rsaccel.sim.rlc_cases.fragment_values`) with one ``last`` bit each, the
+    decoder's error when it stopped, and the cycles from the job to the end (``None`` if it
+    never ended).
     """
     import random
     from amaranth.sim import Simulator
     from ..hw.rlc_decoder import RLCDecoder
+    from .rlc_cases import fragment_values
 
     dut = RLCDecoder(config)
     declared = len(words) if declared_words is None else declared_words
     max_cycles = max_cycles or 20 * (count + len(words)) + 200
-    state = {"values": [], "lasts": [], "cycles": None}
+    state = {"fragments": [], "cycles": None}
     rng = random.Random(seed)
 
     async def feed(ctx):
-        await send_stream(ctx, dut.job, [count | (declared << 24)], rng)
+        await send_stream(ctx, dut.job, [count | (declared << 24) | (first_lane << 48)], rng)
         # a rejected stream leaves words untaken: stop once the decoder has ended
         await send_stream(ctx, dut.i, [int(w) for w in words], rng, stall,
                           stop=lambda: state["cycles"] is not None)
@@ -159,8 +162,8 @@ def run_rlc_decoder(config, words, count, *, declared_words=None, stall=0.0, see
             _, _, valid, payload, busy = await ctx.tick().sample(dut.o.valid, dut.o.payload,
                                                                  dut.busy)
             if valid and ready:
-                state["values"].append(int(payload.value))
-                state["lasts"].append(int(payload.last))
+                state["fragments"].append((int(payload.data), int(payload.mask),
+                                           int(payload.last)))
             started = started or busy
             if started and not busy:
                 state["cycles"] = cycle
@@ -172,15 +175,52 @@ def run_rlc_decoder(config, words, count, *, declared_words=None, stall=0.0, see
     sim.add_testbench(feed, background=True)
     sim.add_testbench(collect)
     sim.run()
-    return state["values"], state["lasts"], state["error"], state["cycles"]
+    values, lasts = fragment_values(config, state["fragments"], first_lane)
+    return values, lasts, state["error"], state["cycles"]
 
 
-def run_rlc_encoder(config, values, *, stall=0.0, seed=0, max_cycles=None):
+def rlc_fragments(config, values, *, first_lane=0, rng=None):
+    """Cut ``values`` into :func:`~rsaccel.hw.glb.WordFragment` payloads (raw integers).
+
+    The first fragment starts at lane ``first_lane``; fragments follow each other lane after
+    lane, wrapping to lane 0 of the next word. Without ``rng`` each one runs to the end of its
+    word or of the values (as :class:`~rsaccel.hw.element_reader.ElementReader` sends them);
+    with ``rng`` (a ``random.Random``) each one has a random length within its word. Lanes
+    outside a fragment's mask are zero; the last fragment has ``last`` set. No values give no
+    fragments.
+    """
+    from ..hw.glb import WordFragment
+
+    layout = WordFragment(config)
+    lanes, dw = config.lanes, config.data_width
+    lane_mask = (1 << dw) - 1
+    data_at, mask_at, last_at = (layout[name].offset for name in ("data", "mask", "last"))
+    out = []
+    lane, i, n = first_lane % lanes, 0, len(values)
+    while i < n:
+        size = min(lanes - lane, n - i)
+        if rng is not None:
+            size = rng.randint(1, size)
+        data = mask = 0
+        for k in range(size):
+            data |= (int(values[i + k]) & lane_mask) << ((lane + k) * dw)
+            mask |= 1 << (lane + k)
+        i += size
+        out.append((data << data_at) | (mask << mask_at) | (int(i == n) << last_at))
+        lane = (lane + size) % lanes
+    return out
+
+
+def run_rlc_encoder(config, values, *, first_lane=0, random_cuts=False, stall=0.0, seed=0,
+                    max_cycles=None):
     """Encode ``values`` with :class:`rsaccel.hw.rlc_encoder.RLCEncoder` under the simulator.
 
+    The values arrive as word fragments (:func:`rlc_fragments`) from lane ``first_lane``: whole
+    words after the first, or, with ``random_cuts``, fragments of random length (seeded).
     Random stalls with probability ``stall`` on both streams (seeded). Returns ``(words,
-    cycles)``: the words that left until the one with the last flag, and the cycles from the
-    job until then (``None`` if no flagged word came within ``max_cycles``).
+    cycles, busy)``: the words that left until the one with the last flag, the cycles from the
+    job until then (``None`` if no flagged word came within ``max_cycles``), and ``busy`` four
+    cycles later.
     """
     import random
     from amaranth.sim import Simulator
@@ -191,10 +231,12 @@ def run_rlc_encoder(config, values, *, stall=0.0, seed=0, max_cycles=None):
     max_cycles = max_cycles or 20 * len(values) + 200
     state = {"words": [], "cycles": None}
     rng = random.Random(seed)
+    fragments = rlc_fragments(config, values, first_lane=first_lane,
+                              rng=random.Random(seed + 2) if random_cuts else None)
 
     async def feed(ctx):
         await send_stream(ctx, dut.job, [len(values)], rng)
-        await send_stream(ctx, dut.i, [int(v) for v in values], rng, stall)
+        await send_stream(ctx, dut.i, fragments, rng, stall)
 
     async def collect(ctx):
         sink = random.Random(seed + 1)

@@ -259,8 +259,8 @@ def block_classes(layer, mapping):
     return classes, filters, config_writes
 
 
-#: Cycles a WRITE_RLC or READ_RLC command costs beyond one per value (header, count word,
-#: pipeline start and end); an estimate like the RUN pass costs.
+#: Cycles a WRITE_RLC or READ_RLC command costs beyond its words or its buffer words (header,
+#: count word, pipeline start and end); an estimate like the RUN pass costs.
 _RLC_COMMAND_CYCLES = 5
 
 
@@ -288,7 +288,9 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     ``ofmap_zero_fraction`` (default ``zero_fraction``).
 
     Returns a dict: ``in_words`` (coded ifmap words), ``in_values`` and ``in_commands``
-    (WRITE_RLC commands), ``out_words``, ``out_values``, ``out_commands`` (READ_RLC commands)
+    (WRITE_RLC commands), ``in_cycles`` (the decoder's cycles at one stream word a cycle:
+    per command, its words or the buffer words it fills, whichever is more), ``out_cycles``
+    (the same for the encoder: per command, the buffer words it reads or the words it sends), ``out_words``, ``out_values``, ``out_commands`` (READ_RLC commands)
     and ``out_reads`` (buffer words the READ_RLCs read).
     """
     from .rlc import encode
@@ -306,8 +308,8 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
         # padding is always zero: the zero fraction of the padded planes
         inner = layer.H * layer.W
         zero_fraction = 1 - (1 - zero_fraction) * inner / (layer.Hp * layer.Wp)
-    out = dict.fromkeys(("in_words", "in_values", "in_commands", "out_words", "out_values",
-                         "out_commands", "out_reads"), 0)
+    out = dict.fromkeys(("in_words", "in_values", "in_commands", "in_cycles", "out_words",
+                         "out_values", "out_commands", "out_reads", "out_cycles"), 0)
     cache = {}
     for blk in iter_blocks(layer, mapping):
         g, n0, nn, e0, ee, rows_in, m0, t, p = blk
@@ -324,16 +326,21 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_words"] += cache[key]
             out["in_values"] += n
             out["in_commands"] += 1
+            # the decoder fills a buffer word a cycle unless its stream words run out first
+            out["in_cycles"] += max(cache[key], -(-n // lanes))
         row_step = math.ceil(ee * nn * F * p / R)
         psum_words = math.ceil(t * R * row_step / (lanes // c.psum_lanes))
         for v in range(t):
             n = ee * nn * F * p
             first = psum_words * lanes + v * R * row_step
-            out["out_reads"] += (first + n - 1) // lanes - first // lanes + 1
+            reads = (first + n - 1) // lanes - first // lanes + 1
+            out["out_reads"] += reads
             out["out_values"] += n
             out["out_commands"] += 1
             if ofmap is None:
-                out["out_words"] += rlc_words_expected(n, ofz, c)
+                words = rlc_words_expected(n, ofz, c)
+                out["out_words"] += words
+                out["out_cycles"] += max(reads, words)
                 continue
             # element order of a set's outputs: strip row, image, column, filter
             vals = np.zeros((ee, nn, F, p), dtype=np.int64)
@@ -342,7 +349,10 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
                 if m < mg:
                     plane = np.asarray(ofmap)[n0:n0 + nn, g * mg + m, e0:e0 + ee, :]
                     vals[:, :, :, k] = plane.transpose(1, 0, 2)
-            out["out_words"] += len(encode(vals.reshape(-1), **fmt))
+            words = len(encode(vals.reshape(-1), **fmt))
+            out["out_words"] += words
+            # the encoder takes a buffer word a cycle unless its words leave slower
+            out["out_cycles"] += max(reads, words)
     return out
 
 
@@ -432,17 +442,19 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
                            zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction)
         if rlc_in:
-            # the decoder writes one value per cycle, or waits for the stream
+            # the decoder fills a buffer word a cycle, or waits for the stream
             dram["command"] += coded["in_commands"]          # the count word of each
             dram["ifmap"] += coded["in_words"]
-            parts["stream"] += max(coded["in_values"],
+            parts["stream"] += max(coded["in_cycles"],
                                    math.ceil(coded["in_words"] / stream_words_per_cycle))
             parts["stream"] += coded["in_commands"] * _RLC_COMMAND_CYCLES
         if rlc_out:
             dram["command"] += coded["out_commands"]
             dram["ofmap"] += coded["out_words"]
             counts["glb_host_reads"] += coded["out_reads"]
-            parts["stream"] += coded["out_values"] + coded["out_commands"] * _RLC_COMMAND_CYCLES
+            parts["stream"] += max(coded["out_cycles"],
+                                   math.ceil(coded["out_words"] / stream_words_per_cycle))
+            parts["stream"] += coded["out_commands"] * _RLC_COMMAND_CYCLES
     dram["command"] += 1
     dram["sync"] += 1
     counts["words_in"] = sum(v for k, v in dram.items() if k not in ("ofmap", "sync"))

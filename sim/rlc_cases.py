@@ -9,7 +9,8 @@ import numpy as np
 
 from . import rlc
 
-__all__ = ["codec_format", "value_cases", "malformed_cases", "golden_decode_or_none"]
+__all__ = ["codec_format", "value_cases", "malformed_cases", "golden_decode_or_none",
+           "fragment_values"]
 
 
 def codec_format(config):
@@ -123,3 +124,40 @@ def malformed_cases(config, seed, count=12):
     for name, words, n in out:
         assert golden_decode_or_none(config, words, n) is None, f"case {name} decodes"
     return out
+
+
+def fragment_values(config, fragments, first_lane=0):
+    """Values and ``last`` bits of buffer-word fragments, checking how they are laid out.
+
+    ``fragments`` are ``(data, mask, last)`` integers as a decoder sent them, for a job whose
+    first value goes to lane ``first_lane``. Each fragment must hold a contiguous run of lanes
+    that starts where the one before it ended (wrapping to lane 0 after a full word); lanes
+    outside the mask must be zero; only the final fragment may carry ``last``. Returns ``(values, lasts)``, one ``last`` bit per value
+    (set on the final value of a ``last`` fragment).
+
+    Raises
+    ------
+    AssertionError
+        Naming the fragment that breaks a rule.
+    """
+    dw, lanes = config.data_width, config.lanes
+    values, lasts = [], []
+    lane = first_lane % lanes
+    for i, (word, mask, last) in enumerate(fragments):
+        assert mask, f"fragment {i}: empty mask"
+        assert not any(f[2] for f in fragments[:i]), f"fragment {i}: follows a last fragment"
+        low = (mask & -mask).bit_length() - 1
+        high = mask.bit_length()
+        assert mask == ((1 << high) - 1) ^ ((1 << low) - 1), f"fragment {i}: mask {mask:b}"
+        assert low == lane, f"fragment {i}: starts at lane {low}, expected {lane}"
+        for t in range(lanes):
+            v = (word >> (t * dw)) & ((1 << dw) - 1)
+            if low <= t < high:
+                values.append(v - (1 << dw) if v >> (dw - 1) else v)
+                lasts.append(0)
+            else:
+                assert v == 0, f"fragment {i}: lane {t} outside the mask is {v}, not zero"
+        if last:
+            lasts[-1] = 1
+        lane = high % lanes
+    return values, lasts

@@ -34,8 +34,9 @@ def test_decoder_round_trip_with_stalls(name):
     config = FORMATS[name]
     for i, values in enumerate(value_cases(config, seed=len(name), count=6)):
         words = rlc.encode(values, **codec_format(config))
+        lane = (i * 3 + 1) % config.lanes          # fragments from every first lane
         got, lasts, error, cycles = run_rlc_decoder(config, words, len(values), stall=0.3,
-                                                    seed=i)
+                                                    seed=i, first_lane=lane)
         assert error == RLCError.NONE, (i, error)
         assert cycles is not None, f"case {i}: the decoder never finished"
         assert got == [int(v) for v in values], f"case {i}"
@@ -44,28 +45,68 @@ def test_decoder_round_trip_with_stalls(name):
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_encoder_matches_golden_with_stalls(name):
+    # every case twice: whole-word fragments from a random first lane (as the element reader
+    # sends them), and random contiguous fragments of 1..lanes values
     config = FORMATS[name]
+    first_lanes = np.random.default_rng(len(name)).integers(config.lanes, size=100)
     for i, values in enumerate(value_cases(config, seed=len(name) + 1, count=6)):
         expected = [int(w) for w in rlc.encode(values, **codec_format(config))]
-        words, cycles, busy = run_rlc_encoder(config, values, stall=0.3, seed=i)
-        assert words == expected, f"case {i}"
-        assert not busy, f"case {i}: still busy after its last word"
+        for random_cuts in (False, True):
+            lane = int(first_lanes[i])
+            words, cycles, busy = run_rlc_encoder(config, values, first_lane=lane,
+                                                  random_cuts=random_cuts, stall=0.3, seed=i)
+            assert words == expected, f"case {i}, lane {lane}, random cuts {random_cuts}"
+            assert not busy, f"case {i}: still busy after its last word"
 
 
+@pytest.mark.parametrize("name", ["eyeriss", "data8"])
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.25, 0.5, 0.9, 1.0])
+def test_decoder_keeps_pace_with_a_plain_write(name, zero_fraction):
+    # without stalls the decoder fills one buffer word a cycle (as a plain WRITE stores one)
+    # unless the stream words run out first: n values from lane b take at most
+    # max(words, ceil((b + n) / lanes)) cycles, plus a start/end of 4 and 12 % for fragments
+    # cut short where a pair crosses a word; sparse data (90 %) meets the plain WRITE's pace
+    config = FORMATS[name]
+    n, lanes = 500, config.lanes
+    for lane in (0, 1, lanes - 1):
+        rng = np.random.default_rng(7)
+        values = rng.integers(-100, 100, n)
+        values[rng.random(n) < zero_fraction] = 0
+        words = rlc.encode(values, **codec_format(config))
+        got, _, error, cycles = run_rlc_decoder(config, words, n, first_lane=lane)
+        assert got == list(values) and error == RLCError.NONE
+        plain = -(-(lane + n) // lanes)                  # buffer words a plain WRITE stores
+        bound = max(len(words), plain)
+        assert cycles <= 1.12 * bound + 4, (lane, cycles, bound)
+        if zero_fraction >= 0.9:
+            assert cycles <= plain + 5, (lane, cycles, plain)
+        if zero_fraction == 0.0:
+            assert cycles <= len(words) + 6, (lane, cycles, len(words))
+
+
+@pytest.mark.parametrize("name", ["eyeriss", "data8"])
 @pytest.mark.parametrize("zero_fraction", [0.0, 0.5, 0.9, 1.0])
-def test_codec_one_value_per_cycle(zero_fraction):
-    # without stalls the decoder sends and the encoder takes one value every cycle, whatever
-    # the sparsity: n values take n cycles plus a fixed start/end of 3 (decoder) / 1 (encoder)
+def test_encoder_keeps_pace_with_a_plain_read(name, zero_fraction):
+    # without stalls the encoder takes one fragment (a whole buffer word, as a plain READ sends
+    # one) a cycle and sends one word a cycle: in every cycle it does at least one of the two,
+    # and n values from lane 0 take max(ceil(n / lanes), words) cycles plus 2 (the last word
+    # leaves two cycles after the last fragment) when the data is sparse (input-bound) or
+    # dense (output-bound); mixed data loses a few cycles to bursts the pair buffer cannot hold
+    config = FORMATS[name]
+    n, lanes = 500, config.lanes
     rng = np.random.default_rng(7)
-    values = rng.integers(-300, 300, 500)
-    values[rng.random(500) < zero_fraction] = 0
-    words = rlc.encode(values, **codec_format(TINY))
-    got, _, error, cycles = run_rlc_decoder(TINY, words, len(values))
-    assert got == list(values) and error == RLCError.NONE
-    assert cycles == len(values) + 3
-    coded, enc_cycles, _ = run_rlc_encoder(TINY, values)
-    assert coded == [int(w) for w in words]
-    assert enc_cycles == len(values) + 1
+    values = rng.integers(-100, 100, n)
+    values[rng.random(n) < zero_fraction] = 0
+    words = [int(w) for w in rlc.encode(values, **codec_format(config))]
+    coded, cycles, _ = run_rlc_encoder(config, values)
+    assert coded == words
+    fragments = -(-n // lanes)
+    bound = max(fragments, len(words)) + 2
+    assert bound <= cycles <= fragments + len(words) + 2, (cycles, fragments, len(words))
+    if zero_fraction != 0.5:
+        assert cycles == bound, (cycles, fragments, len(words))
+    if zero_fraction >= 0.9:
+        assert cycles == fragments + 2         # the plain READ's pace
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
@@ -115,6 +156,86 @@ def test_decoder_waits_for_declared_words():
     got, _, error, cycles = run_rlc_decoder(TINY, words[:1], len(values), declared_words=3,
                                             max_cycles=200)
     assert cycles is None and error == RLCError.NONE and got == [1, 2, 3]
+
+
+def _run_element_reader(config, memory, jobs, *, stall=0.0, seed=0, max_cycles=5000):
+    """Run ElementReader jobs ``(base, count)`` one after the other against a model buffer
+    (``memory``, a list of words; a grant is refused with probability ``stall``, as when
+    another client wins the bank). Returns, per job, its cycle and its fragments as ``(cycle,
+    data, mask, last)``."""
+    import random
+    from amaranth.sim import Simulator
+    from rsaccel.hw.element_reader import ElementReader
+
+    dut = ElementReader(config)
+    rng = random.Random(seed)
+    out = []
+
+    async def bench(ctx):
+        pending = None              # word address granted last cycle
+        for cycle in range(max_cycles):
+            if len(out) < len(jobs):
+                ctx.set(dut.job.valid, 1)
+                ctx.set(dut.job.payload.base, jobs[len(out)][0])
+                ctx.set(dut.job.payload.count, jobs[len(out)][1])
+            else:
+                ctx.set(dut.job.valid, 0)
+                if not ctx.get(dut.busy):
+                    return
+            ctx.set(dut.glb.data_valid, pending is not None)
+            # the bus holds garbage between reads
+            ctx.set(dut.glb.data, memory[pending] if pending is not None
+                    else rng.getrandbits(config.stream_width))
+            req, addr = ctx.get(dut.glb.req), ctx.get(dut.glb.addr)
+            grant = bool(req) and not (stall and rng.random() < stall)
+            ctx.set(dut.glb.grant, grant)
+            ready = not (stall and rng.random() < stall)
+            ctx.set(dut.o.ready, ready)
+            if ready and ctx.get(dut.o.valid):
+                frag = ctx.get(dut.o.payload)
+                out[-1][1].append((cycle, int(frag.data), int(frag.mask), int(frag.last)))
+            if len(out) < len(jobs) and ctx.get(dut.job.ready):
+                out.append((cycle, []))
+            pending = addr if grant else None
+            await ctx.tick()
+        raise AssertionError("the element reader hung")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_element_reader_sends_one_fragment_per_word(stall):
+    # each buffer word the range touches leaves once: the range's lanes (contiguous), the
+    # others zero, last on the final fragment; without stalls one a cycle from cycle 3 of the job
+    c = TINY
+    lanes, dw = c.lanes, c.data_width
+    rng = np.random.default_rng(11)
+    memory = [int(x) for x in rng.integers(0, 1 << 63, c.glb_words)]
+    memory = [w | (int(rng.integers(2)) << 63) for w in memory]
+    size = c.glb_words * lanes
+    jobs = [(0, 0), (5, 1), (lanes - 1, 1), (1, 2), (0, lanes), (1, lanes), (2, 3 * lanes),
+            (size - 7, 7), (size - 1, 1)]
+    jobs += [(int(b), int(n)) for b, n in zip(rng.integers(0, size - 200, 8),
+                                              rng.integers(1, 200, 8))]
+    results = _run_element_reader(c, memory, jobs, stall=stall, seed=3)
+    assert len(results) == len(jobs)
+    for (base, count), (start, frags) in zip(jobs, results):
+        expected = []
+        if count:
+            first, end = base // lanes, (base + count - 1) // lanes
+            for w in range(first, end + 1):
+                lo = max(base, w * lanes) - w * lanes
+                hi = min(base + count, (w + 1) * lanes) - w * lanes
+                mask = ((1 << hi) - 1) ^ ((1 << lo) - 1)
+                bits = sum(((1 << dw) - 1) << (k * dw) for k in range(lo, hi))
+                expected.append((memory[w] & bits, mask, int(w == end)))
+        assert [f[1:] for f in frags] == expected, (base, count)
+        if stall == 0.0 and frags:
+            assert [f[0] - start for f in frags] == list(range(3, 3 + len(frags))), (base, count)
 
 
 def _values_of(words, config):

@@ -17,7 +17,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from rsaccel.config import AccelConfig
 from rsaccel.sim import rlc
-from rsaccel.sim.rlc_cases import codec_format, malformed_cases, value_cases
+from rsaccel.sim.amaranth_tb import rlc_fragments
+from rsaccel.sim.rlc_cases import codec_format, fragment_values, malformed_cases, value_cases
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
 
 
@@ -45,19 +46,23 @@ async def _wait_idle(dut, limit):
     return False
 
 
-async def _decode(dut, config, words, count, rng, stall):
+async def _decode(dut, config, words, count, rng, stall, first_lane=0):
     job = StreamSource(dut, "job", dut.clk, rng)
-    await job.send([count | (len(words) << 24)])
+    await job.send([count | (len(words) << 24) | (first_lane << 48)])
     source = StreamSource(dut, "i", dut.clk, rng, stall)
     feeder = cocotb.start_soon(source.send(words))
     sink = StreamSink(dut, "o", dut.clk, rng, stall, signed=False)
-    raw = await sink.receive(count, max_cycles=20 * (count + len(words)) + 200)
+    # one fragment per buffer word the values touch (more when the stream stalls)
+    raw = await sink.receive_until(lambda v: v >> (config.stream_width + config.lanes) & 1,
+                                   max_cycles=20 * (count + len(words)) + 200,
+                                   stop=lambda: not int(dut.busy.value))
     finished = await _wait_idle(dut, 200)
     feeder.cancel()          # a rejected stream leaves words untaken
     dut.i__valid.value = 0
-    dw = config.data_width
-    values = [(v & ((1 << dw) - 1)) - ((v >> (dw - 1)) & 1) * (1 << dw) for v in raw]
-    lasts = [(v >> dw) & 1 for v in raw]
+    sw, lanes = config.stream_width, config.lanes
+    fragments = [(v & ((1 << sw) - 1), (v >> sw) & ((1 << lanes) - 1), (v >> (sw + lanes)) & 1)
+                 for v in raw]
+    values, lasts = fragment_values(config, fragments, first_lane)
     return values, lasts, int(dut.error.value), finished
 
 
@@ -72,14 +77,18 @@ async def rlc_block(dut):
         words = [int(w) for w in rlc.encode(values, **fmt)]
         if is_decoder:
             got, lasts, error, finished = await _decode(dut, config, words, len(values), rng,
-                                                        stall)
+                                                        stall, first_lane=i % config.lanes)
             assert finished and error == 0, f"case {i}: error {error}, finished {finished}"
             assert got == [int(v) for v in values], f"case {i}: values differ"
             assert lasts == [0] * (len(values) - 1) + [1] * bool(len(values)), f"case {i}"
         else:
+            # word fragments from a varying first lane; every other case cut at random
+            cuts = random.Random(seed + i) if i % 2 else None
+            fragments = rlc_fragments(config, values, first_lane=(3 * i) % config.lanes,
+                                      rng=cuts)
             job = StreamSource(dut, "job", dut.clk, rng)
             await job.send([len(values)])
-            cocotb.start_soon(StreamSource(dut, "i", dut.clk, rng, stall).send(values))
+            cocotb.start_soon(StreamSource(dut, "i", dut.clk, rng, stall).send(fragments))
             sink = StreamSink(dut, "o", dut.clk, rng, stall, signed=False)
             got = await sink.receive(len(words), max_cycles=20 * len(values) + 200)
             assert got == words, f"case {i}: words differ from the golden encoding"

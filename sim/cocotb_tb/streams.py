@@ -79,3 +79,24 @@ class StreamSink:
             await RisingEdge(self.clk)
         self.ready.value = 0
         return out
+
+    async def receive_until(self, done, max_cycles, stop=None):
+        """Collect values until one satisfies ``done(value)``, ``stop()`` turns true (checked
+        after each cycle's transfer) or ``max_cycles`` pass; return what arrived."""
+        out = []
+        for _ in range(max_cycles):
+            ready = not (self.stall and self.rng.random() < self.stall)
+            self.ready.value = int(ready)
+            await ReadOnly()
+            if ready and self.valid.value:
+                value = self.payload.value
+                out.append(value.to_signed() if self.signed else value.to_unsigned())
+                if done(out[-1]):
+                    await RisingEdge(self.clk)
+                    break
+            if stop is not None and stop():
+                await RisingEdge(self.clk)
+                break
+            await RisingEdge(self.clk)
+        self.ready.value = 0
+        return out
