@@ -65,9 +65,9 @@ def malformed_cases(config, seed, count=12):
     """Malformed streams ``(name, words, count)``, each one rejected by the golden decoder.
 
     Directed: a run that overshoots the count, a non-(0, 0) padding pair, the last flag on an
-    earlier word (the stream ends early), a missing last flag, a word after the flagged one,
-    spare bits set (where the format has spare bits), no words at all; then random single-bit
-    flips of valid streams that the golden decoder rejects.
+    earlier word (the stream ends early, or more words follow it), a missing last flag, a word
+    after the flagged one, spare bits set (where the format has spare bits), no words at all;
+    then random single-bit flips of valid streams that the golden decoder rejects.
     """
     fmt = codec_format(config)
     sw, rw, lw = config.stream_width, config.rlc_run_width, config.rlc_level_width
@@ -94,6 +94,10 @@ def malformed_cases(config, seed, count=12):
     # the flag on the first word: the stream ends before all values
     bad = [words[0] | flag]
     out.append(("early_last", bad, len(dense)))
+    # the flag on the first word with the others still following (a decoder that looks ahead
+    # must not read past the flag)
+    bad = [words[0] | flag] + words[1:]
+    out.append(("early_last_mid", bad, len(dense)))
     # no flag anywhere
     bad = list(words)
     bad[-1] &= ~flag
