@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gen.compiler import (Layer, LayerError, _check_fits, compile_layer, plan_mapping,
-                            unpack_outputs)
+from ..gen.compiler import _check_fits, compile_layer, plan_mapping, unpack_outputs
 
 __all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pick_mapping",
            "MAPPERS", "CORE_ERRORS"]
@@ -119,9 +118,8 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     # absolute: the simulator runs in its own working directory
     build_root = Path(build_root or Path.cwd() / "build" / "sim").resolve()
     build = build_block(config, simulator, build_root, block="accelerator")
-    from ..hw.accelerator import register_list
-    from ..hw.axil import AXILiteRegisters
-    registers = AXILiteRegisters(addr_width=12, registers=register_list(config)).register_map
+    # the register map of the Verilog just generated, from its manifest
+    registers = json.loads((build.build_dir / "manifest.json").read_text())["registers"]
     with tempfile.TemporaryDirectory(dir=build.build_dir) as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps({
