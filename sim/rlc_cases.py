@@ -10,7 +10,7 @@ import numpy as np
 from . import rlc
 
 __all__ = ["codec_format", "value_cases", "malformed_cases", "golden_decode_or_none",
-           "fragment_values"]
+           "split_fragment", "fragment_values"]
 
 
 def codec_format(config):
@@ -128,6 +128,15 @@ def malformed_cases(config, seed, count=12):
     for name, words, n in out:
         assert golden_decode_or_none(config, words, n) is None, f"case {name} decodes"
     return out
+
+
+def split_fragment(config, raw):
+    """``(data, mask, last)`` of a :func:`~rsaccel.hw.glb.WordFragment` payload read as one
+    integer (as a cocotb sink sees it)."""
+    from ..hw.glb import WordFragment
+    layout = WordFragment(config)
+    return tuple((raw >> layout[name].offset) & ((1 << layout[name].width) - 1)
+                 for name in ("data", "mask", "last"))
 
 
 def fragment_values(config, fragments, first_lane=0):

@@ -18,7 +18,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from rsaccel.config import AccelConfig
 from rsaccel.sim import rlc
 from rsaccel.sim.amaranth_tb import rlc_fragments
-from rsaccel.sim.rlc_cases import codec_format, fragment_values, malformed_cases, value_cases
+from rsaccel.sim.rlc_cases import (codec_format, fragment_values, malformed_cases,
+                                   split_fragment, value_cases)
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
 
 
@@ -53,15 +54,13 @@ async def _decode(dut, config, words, count, rng, stall, first_lane=0):
     feeder = cocotb.start_soon(source.send(words))
     sink = StreamSink(dut, "o", dut.clk, rng, stall, signed=False)
     # one fragment per buffer word the values touch (more when the stream stalls)
-    raw = await sink.receive_until(lambda v: v >> (config.stream_width + config.lanes) & 1,
+    raw = await sink.receive_until(lambda v: split_fragment(config, v)[2],
                                    max_cycles=20 * (count + len(words)) + 200,
                                    stop=lambda: not int(dut.busy.value))
     finished = await _wait_idle(dut, 200)
     feeder.cancel()          # a rejected stream leaves words untaken
     dut.i__valid.value = 0
-    sw, lanes = config.stream_width, config.lanes
-    fragments = [(v & ((1 << sw) - 1), (v >> sw) & ((1 << lanes) - 1), (v >> (sw + lanes)) & 1)
-                 for v in raw]
+    fragments = [split_fragment(config, v) for v in raw]
     values, lasts = fragment_values(config, fragments, first_lane)
     return values, lasts, int(dut.error.value), finished
 

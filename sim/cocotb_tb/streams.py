@@ -66,19 +66,15 @@ class StreamSink:
 
     async def receive(self, count, max_cycles):
         """Collect ``count`` values; stop after ``max_cycles`` cycles and return what arrived."""
-        out = []
-        for _ in range(max_cycles):
-            if len(out) == count:
-                break
-            ready = not (self.stall and self.rng.random() < self.stall)
-            self.ready.value = int(ready)
-            await ReadOnly()
-            if ready and self.valid.value:
-                value = self.payload.value
-                out.append(value.to_signed() if self.signed else value.to_unsigned())
-            await RisingEdge(self.clk)
-        self.ready.value = 0
-        return out
+        if count == 0:
+            return []
+        received = 0
+
+        def enough(_):
+            nonlocal received
+            received += 1
+            return received == count
+        return await self.receive_until(enough, max_cycles)
 
     async def receive_until(self, done, max_cycles, stop=None):
         """Collect values until one satisfies ``done(value)``, ``stop()`` turns true (checked
