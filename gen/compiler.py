@@ -19,7 +19,9 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split"]
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split",
+           "BlockLayout", "block_layout", "array_config_writes", "PassProgram",
+           "load_pass_program", "run_pass_program"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -245,6 +247,124 @@ def iter_chunks(layer, mapping):
         yield c0, min(mapping.q, cg - c0)
 
 
+class BlockLayout(NamedTuple):
+    """Where a :class:`Block` keeps its data in the global buffer (word addresses).
+
+    ``row_step`` is the elements per PE row of the psum and output regions (``set_elems`` per
+    PE set); the psum region (updated in place) starts at word 0, then the outputs
+    (``out_words``), the biases, and the ifmap rows."""
+    row_step: int
+    set_elems: int
+    psum_word: int
+    out_word: int
+    out_words: int
+    bias_word: int
+    ifmap_word: int
+
+
+def block_layout(config, layer, blk):
+    """The :class:`BlockLayout` of ``blk`` (a :class:`Block` of ``layer``)."""
+    c = config
+    ppw = c.lanes // c.psum_lanes
+    row_step = math.ceil(blk.ee * blk.nn * layer.F * blk.p / layer.R)
+    set_elems = layer.R * row_step
+    # one psum buffer, updated in place: a PE consumes a psum before it can produce the new
+    # value of the same element, so every element is read before it is rewritten
+    psum_words = math.ceil(blk.t * set_elems / ppw)
+    out_words = math.ceil(blk.t * set_elems / c.lanes)
+    bias_word = psum_words + out_words
+    ifmap_word = bias_word + math.ceil(blk.t * blk.p / ppw)
+    return BlockLayout(row_step=row_step, set_elems=set_elems, psum_word=0,
+                       out_word=psum_words, out_words=out_words, bias_word=bias_word,
+                       ifmap_word=ifmap_word)
+
+
+def array_config_writes(config, layer, t, ee):
+    """The array configuration of passes with ``t`` stacked sets of ``ee`` columns:
+    ``[(ArrayTarget, row, col, value), ...]`` (IDs and PE modes of every PE)."""
+    c, R, U = config, layer.R, layer.stride
+    writes = []
+    for r in range(c.rows):
+        v, i = divmod(r, R)
+        used_row = v < t
+        writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
+                   (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
+                   (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
+        for col in range(c.cols):
+            used = used_row and col < ee
+            src = PSUM_GIN if i == R - 1 else PSUM_BELOW
+            writes += [
+                (ArrayTarget.PE_MODE, r, col, int(used) | ((src if used else PSUM_ZERO) << 1)),
+                (ArrayTarget.FILT_COL_ID, r, col, 0),
+                (ArrayTarget.IFMAP_COL_ID, r, col, (i + col * U) if used else 0),
+                (ArrayTarget.PSUM_COL_ID, r, col, col),
+            ]
+    return writes
+
+
+class PassProgram(NamedTuple):
+    """What one PASS command starts: the PE command's fields (keywords of
+    :class:`~rsaccel.hw.pe.PECommand`), the filter, ifmap and psum nests (or ``None``) and
+    the output descriptor's fields (or ``None``)."""
+    pe_cmd: dict
+    filt: Nest = None
+    ifmap: Nest = None
+    psum: Nest = None
+    output: dict = None
+
+
+def load_pass_program(config, layer, blk, q):
+    """The LOAD pass of ``blk``'s chunk of ``q`` channels: filters into the PE spads."""
+    c, R, S = config, layer.R, layer.S
+    p, t = blk.p, blk.t
+    filter_base_word = c.glb_banks * c.glb_bank_depth
+    return PassProgram(
+        pe_cmd=dict(op=PEOp.LOAD_FILTERS, s=S, p=p, q=q, stride=layer.stride, width=layer.F),
+        filt=Nest(base=filter_base_word * c.lanes, levels=[
+            (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
+
+
+def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
+    """The RUN pass of ``blk``'s chunk of ``q`` channels. The first chunk starts from the
+    biases, the last writes requantised outputs; the others spill raw psums in place."""
+    c = config
+    R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
+    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
+    nn, ee, rows_in, t, p = blk.nn, blk.ee, blk.rows_in, blk.t, blk.p
+    lay = block_layout(config, layer, blk)
+    base = lay.ifmap_word * lanes
+    # a PE takes exactly (F-1)*U + S positions per row: columns past the last window are
+    # never sent
+    row_len = (F - 1) * U + S
+    if U < R:
+        ifmap_nest = Nest(base=base, levels=[
+            (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
+            (nn, q * rows_in * Wp, 0, 0)])
+    else:
+        ifmap_nest = Nest(base=base, levels=[
+            (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
+            (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
+    if first_chunk:
+        psum_nest = Nest(base=lay.bias_word * ppw, row=R - 1, col=0, levels=[
+            (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
+    else:
+        psum_nest = Nest(base=lay.psum_word * ppw, row=R - 1, col=0, levels=[
+            (p, 1, 0, 0), (t, lay.set_elems, R, 0), (ee, nn * F * p, 0, 1),
+            (F, p, 0, 0), (nn, F * p, 0, 0)])
+    count = nn * F * p * ee * t
+    if last_chunk:
+        output = dict(count=count, base=lay.out_word * lanes, row_step=lay.row_step,
+                      col_step=nn * F * p, shift=layer.out_shift, relu=int(layer.relu),
+                      final=1)
+    else:
+        output = dict(count=count, base=lay.psum_word * ppw, row_step=lay.row_step,
+                      col_step=nn * F * p, shift=0, relu=0, final=0)
+    return PassProgram(
+        pe_cmd=dict(op=PEOp.RUN, rows=nn, window=c.ifmap_spad_depth // q, s=S, p=p, q=q,
+                    stride=U, width=F),
+        ifmap=ifmap_nest, psum=psum_nest, output=output)
+
+
 def _pack_fields(fields):
     """Pack ``[(value, width), ...]`` low bits first into an int."""
     out, shift = 0, 0
@@ -375,47 +495,18 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     for blk in iter_blocks(layer, mp):
         g, n0, nn, e0, ee, rows_in, m0, t, p = blk
         h0 = e0 * U
-        # buffer layout (word addresses) for this strip / filter block
-        row_step = math.ceil(ee * nn * F * p / R)
-        set_elems = R * row_step
-        # one psum buffer, updated in place: a PE consumes a psum before it can
-        # produce the new value of the same element, so every element is read
-        # before it is rewritten
-        psum_words = math.ceil(t * set_elems / ppw)
-        psum_word = 0
-        out_word = psum_words
-        out_words = math.ceil(t * set_elems / lanes)
-        bias_word = out_word + out_words
-        ifmap_word = bias_word + math.ceil(t * p / ppw)
+        lay = block_layout(config, layer, blk)
         # array configuration for this shape of pass
         shape = (t, ee)
         if shape != configured:
-            writes = []
-            for r in range(c.rows):
-                v, i = divmod(r, R)
-                used_row = v < t
-                writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
-                           (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
-                           (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
-                for col in range(c.cols):
-                    used = used_row and col < ee
-                    src = PSUM_GIN if i == R - 1 else PSUM_BELOW
-                    writes += [
-                        (ArrayTarget.PE_MODE, r, col,
-                         int(used) | ((src if used else PSUM_ZERO) << 1)),
-                        (ArrayTarget.FILT_COL_ID, r, col, 0),
-                        (ArrayTarget.IFMAP_COL_ID, r, col,
-                         (i + col * U) if used else 0),
-                        (ArrayTarget.PSUM_COL_ID, r, col, col),
-                    ]
-            em.config(writes)
+            em.config(array_config_writes(config, layer, t, ee))
             configured = shape
         # bias of these filters (zero for filters past the end), as psums
         b = np.zeros(t * p, dtype=np.int64)
         fidx = g * mg + m0 + np.arange(t * p)
         ok = (m0 + np.arange(t * p)) < mg
         b[ok] = bias[fidx[ok]]
-        em.write(bias_word, _pack_values(b, psum_elem_bits, ppw))
+        em.write(lay.bias_word, _pack_values(b, psum_elem_bits, ppw))
         chunks = list(iter_chunks(layer, mp))
         for ci, (c0, q) in enumerate(chunks):
             last_chunk = ci == len(chunks) - 1
@@ -430,54 +521,22 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                                 fvals.append(weights[g * mg + m, c0 + cc, i, s_]
                                              if m < mg else 0)
             em.write(filter_base_word, _pack_values(fvals, dw, lanes))
-            run_args = dict(s=S, p=p, q=q, stride=U, width=F)
-            em.run_pass(
-                pe_cmd=em.pe_command(PEOp.LOAD_FILTERS, **run_args),
-                filt=Nest(base=filter_base_word * lanes, levels=[
-                    (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
+            load = load_pass_program(config, layer, blk, q)
+            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt)
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
                            h0:h0 + rows_in, :]
             if rlc_in:
-                em.write_rlc(ifmap_word * lanes, block.reshape(-1))
+                em.write_rlc(lay.ifmap_word * lanes, block.reshape(-1))
             else:
-                em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
-            base = ifmap_word * lanes
-            # a PE takes exactly (F-1)*U + S positions per row: columns past the
-            # last window are never sent
-            row_len = (F - 1) * U + S
-            if U < R:
-                ifmap_nest = Nest(base=base, levels=[
-                    (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
-                    (nn, q * rows_in * Wp, 0, 0)])
-            else:
-                ifmap_nest = Nest(base=base, levels=[
-                    (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
-                    (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
-            if ci == 0:
-                psum_nest = Nest(base=bias_word * ppw, row=R - 1, col=0, levels=[
-                    (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0),
-                    (nn, 0, 0, 0)])
-            else:
-                psum_nest = Nest(base=psum_word * ppw, row=R - 1, col=0, levels=[
-                    (p, 1, 0, 0), (t, set_elems, R, 0), (ee, nn * F * p, 0, 1),
-                    (F, p, 0, 0), (nn, F * p, 0, 0)])
-            count = nn * F * p * ee * t
-            if last_chunk:
-                output = em.output_words(
-                    count=count, base=out_word * lanes, row_step=row_step,
-                    col_step=nn * F * p, shift=layer.out_shift,
-                    relu=int(layer.relu), final=1)
-            else:
-                output = em.output_words(
-                    count=count, base=psum_word * ppw, row_step=row_step,
-                    col_step=nn * F * p, shift=0, relu=0, final=0)
-            em.run_pass(
-                pe_cmd=em.pe_command(PEOp.RUN, rows=nn,
-                                     window=c.ifmap_spad_depth // q, **run_args),
-                ifmap=ifmap_nest, psum=psum_nest, output=output)
+                em.write(lay.ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+            run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
+                                   last_chunk=last_chunk)
+            em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
+                        psum=run.psum, output=em.output_words(**run.output))
             out.passes += 1
             out.mac_slots += nn * F * ee * R * S * q * p * t
+        out_word, out_words, row_step = lay.out_word, lay.out_words, lay.row_step
         if rlc_out:
             # the outputs of set v are elements v*R*row_step .. + ee*nn*F*p of the region
             for v in range(t):

@@ -530,3 +530,26 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
             "command": costs.dram * (dram["command"] + dram["sync"]) * lanes,
         },
     }
+
+
+def exact_run_cycles(config, layer, mapping, cache=None):
+    """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
+    (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
+    network's round-robin pointer from pass to pass. Distinct passes are simulated once
+    (``cache``, a dict, may be shared between calls). Returns ``(total, passes_simulated)``."""
+    from ..gen.compiler import run_pass_program
+    from .pass_timing import run_pass_cycles
+    cache = {} if cache is None else cache
+    total, last, simulated = 0, 0, 0
+    chunks = list(iter_chunks(layer, mapping))
+    for blk in iter_blocks(layer, mapping):
+        for ci, (_, q) in enumerate(chunks):
+            key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, q, ci == 0, last)
+            if key not in cache:
+                program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
+                                           last_chunk=ci == len(chunks) - 1)
+                cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last)
+                simulated += 1
+            cycles, last = cache[key]
+            total += cycles
+    return total, simulated

@@ -1,0 +1,333 @@
+"""Cycle-exact timing of one RUN pass: a transaction-level model of the core during a PASS.
+
+:func:`run_pass_cycles` steps, cycle by cycle, what decides the length of a RUN pass in the
+RTL and nothing else: the core's PASS decoding (header, descriptor gathering and pushes), the
+ifmap and psum buffer readers (loop nest, global-buffer bank arbitration, 4-entry FIFO), the
+multicast networks (a value waits until every destination took it), each PE's ifmap ring
+acceptance rule, MAC issue order and 3-stage pipeline with its 2-entry output FIFO, the
+vertical psum links, the round-robin output network with its register stage, and the output
+writer. Values are not computed (timing does not depend on them without zero skipping).
+
+It reads the same program the compiler emits (:func:`~rsaccel.gen.compiler.run_pass_program`
+and :func:`~rsaccel.gen.compiler.array_config_writes`), so model and stream cannot drift
+apart. The input stream is taken as never stalling, as everywhere in the cycle model.
+
+The one state that crosses passes is the output network's round-robin pointer: it is an
+argument and a result, so a layer's passes can be chained exactly.
+
+Pure Python; about a microsecond per active PE and cycle. :mod:`rsaccel.sim.perf_model`
+caches results per distinct pass.
+"""
+
+from collections import deque
+
+from ..gen.compiler import array_config_writes
+from ..hw.core import NEST_WORDS, OUTPUT_WORDS
+from ..hw.pe_array import ArrayTarget, PsumSource
+from .nest_model import nest_points
+
+__all__ = ["run_pass_cycles"]
+
+_READER_FIFO_DEPTH = 4      # rsaccel.hw.buffer_reader.BufferReader.FIFO_DEPTH
+_PE_OUT_FIFO_DEPTH = 2      # the PE's psum output FIFO
+
+
+class _Reader:
+    """A BufferReader: one nest point a cycle when granted, data in its FIFO a cycle later."""
+
+    def __init__(self, config, points, element_lanes):
+        per_word = config.lanes // element_lanes
+        offset_bits = (config.glb_bank_depth - 1).bit_length()
+        self.banks = [(addr // per_word) >> offset_bits for addr, _, _ in points]
+        self.tags = [(row, col) for _, row, col in points]
+        self.n = len(points)
+        self.idx = 0
+        self.active = False
+        self.pending = None         # tag of the read granted last cycle
+        self.fifo = deque()
+
+    def request(self):
+        """Bank requested this cycle, or None."""
+        if self.active and len(self.fifo) + (self.pending is not None) < _READER_FIFO_DEPTH:
+            return self.banks[self.idx]
+        return None
+
+    def busy(self):
+        return self.active or self.pending is not None or bool(self.fifo)
+
+
+def _array_setup(config, layer, t, ee):
+    rows, cols = config.rows, config.cols
+    enable = [[False] * cols for _ in range(rows)]
+    src = [[PsumSource.ZERO] * cols for _ in range(rows)]
+    row_id = {net: [0] * rows for net in ("ifmap", "psum")}
+    col_id = {net: [[0] * cols for _ in range(rows)] for net in ("ifmap", "psum")}
+    targets = {ArrayTarget.IFMAP_ROW_ID: ("ifmap", True), ArrayTarget.IFMAP_COL_ID: ("ifmap", False),
+               ArrayTarget.PSUM_ROW_ID: ("psum", True), ArrayTarget.PSUM_COL_ID: ("psum", False)}
+    for target, r, c, value in array_config_writes(config, layer, t, ee):
+        if target == ArrayTarget.PE_MODE:
+            enable[r][c] = bool(value & 1)
+            src[r][c] = PsumSource(value >> 1)
+        elif target in targets:
+            net, is_row = targets[target]
+            if is_row:
+                row_id[net][r] = value
+            else:
+                col_id[net][r][c] = value
+    return enable, src, row_id, col_id
+
+
+def run_pass_cycles(config, layer, program, t, ee, gather_last=0):
+    """Cycles from accepting a RUN pass's PASS header to accepting the next command's header.
+
+    ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t`` and
+    ``ee`` the array configuration it runs under, ``gather_last`` the output network's
+    round-robin pointer when the pass starts. Returns ``(cycles, gather_last)`` with the
+    pointer when it ends. Zero skipping is not modelled (its issue order depends on the data).
+    """
+    if config.zero_skipping:
+        raise ValueError("run_pass_cycles does not model zero skipping")
+    c = config
+    rows, cols = c.rows, c.cols
+    idw = c.noc_id_width
+    cmd = program.pe_cmd
+    S, P, Q, U, F = cmd["s"], cmd["p"], cmd["q"], cmd["stride"], cmd["width"]
+    nrows, window = cmd["rows"], cmd["window"]
+    row_len = (F - 1) * U + S
+    enable, src, row_id, col_id = _array_setup(c, layer, t, ee)
+
+    readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
+               "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes)}
+    dests = {}
+    for net in ("ifmap", "psum"):
+        table = {}
+        for tag in set(readers[net].tags):
+            table[tag] = [r * cols + cc for r in range(rows) for cc in range(cols)
+                          if enable[r][cc] and row_id[net][r] == tag[0]
+                          and col_id[net][r][cc] == tag[1]]
+        dests[net] = table
+
+    npe = rows * cols
+    pes = [i for i in range(npe) if enable[i // cols][i % cols]]
+    # psum_in source per PE and whether its psum_out goes up (else to the output network)
+    from_gin = [False] * npe
+    below = [None] * npe
+    goes_up = [False] * npe
+    for i in pes:
+        r, cc = divmod(i, cols)
+        if src[r][cc] == PsumSource.GIN:
+            from_gin[i] = True
+        elif src[r][cc] == PsumSource.BELOW:
+            below[i] = i + cols if r + 1 < rows else None
+    for i in range(npe):
+        r, cc = divmod(i, cols)
+        goes_up[i] = r > 0 and src[r - 1][cc] == PsumSource.BELOW
+    gon_sources = [i for i in range(npe) if not goes_up[i]]
+
+    # PE state (index by PE number); a PE is running from the cycle after its command
+    running = [False] * npe
+    wpos = [0] * npe
+    wchan = [0] * npe
+    wmod = [0] * npe
+    out_f = [0] * npe
+    cur_s = [0] * npe
+    cur_c = [0] * npe
+    cur_k = [0] * npe
+    rows_left = [0] * npe
+    a_valid = [False] * npe
+    a_last = [False] * npe
+    b_valid = [False] * npe
+    b_last = [False] * npe
+    level = [0] * npe          # output FIFO level
+    delivered = {"ifmap": set(), "psum": set()}
+
+    gather_valid = False
+    last = gather_last
+    w_active = False
+    w_remaining = 0
+    s1_valid = False
+    count = program.output["count"]
+
+    # the core's PASS decoding (cycle 0 takes the header): PE command pushed in cycle 3,
+    # ifmap nest in 5 + NW, psum nest in 7 + 2 NW, output descriptor in 9 + 2 NW + OW,
+    # then PASS_NEXT and PASS_WAIT from 11 + 2 NW + OW on
+    nw, ow = NEST_WORDS, OUTPUT_WORDS
+    push_pe, push_ifmap, push_psum = 3, 5 + nw, 7 + 2 * nw
+    push_out = 9 + 2 * nw + ow
+    wait_from = 11 + 2 * nw + ow
+
+    cycle = 0
+    limit = 50 * (len(readers["ifmap"].tags) + len(readers["psum"].tags) * (S * Q + 4)
+                  + count) + 1000
+    while True:
+        # --- combinational: PE issue conditions --------------------------------------------
+        psum_ready = {}
+        operand = {}
+        stalled = set()
+        for i in pes:
+            stall = b_valid[i] and b_last[i] and level[i] == _PE_OUT_FIFO_DEPTH
+            if stall:
+                stalled.add(i)
+            if not running[i]:
+                continue
+            ok = (not stall) and out_f[i] * U + cur_s[i] < wpos[i]
+            operand[i] = ok
+            if ok and cur_s[i] == 0 and cur_c[i] == 0:
+                psum_ready[i] = True
+        # psum network head
+        pr = readers["psum"]
+        psum_head = pr.fifo[0] if pr.fifo else None
+        psum_valid = set()
+        if psum_head is not None:
+            psum_valid = {d for d in dests["psum"][psum_head] if d not in delivered["psum"]}
+        # issue
+        issue = {}
+        below_pop = set()
+        for i, ok in operand.items():
+            if not ok:
+                issue[i] = False
+                continue
+            if i in psum_ready:
+                if from_gin[i]:
+                    issue[i] = i in psum_valid
+                else:
+                    b = below[i]
+                    issue[i] = level[b] > 0
+                    if issue[i]:
+                        below_pop.add(b)
+            else:
+                issue[i] = True
+        # psum network: destinations that take the value now
+        psum_taken = {d for d in psum_valid if psum_ready.get(d, False)}
+        psum_accept = psum_head is not None and psum_valid <= psum_taken
+        # ifmap network
+        ir = readers["ifmap"]
+        ifmap_head = ir.fifo[0] if ir.fifo else None
+        ifmap_taken = set()
+        ifmap_accept = False
+        if ifmap_head is not None:
+            outstanding = False
+            for d in dests["ifmap"][ifmap_head]:
+                if d in delivered["ifmap"]:
+                    continue
+                ready = False
+                if running[d] and wpos[d] < row_len:
+                    needed = wmod[d] < S
+                    keep = out_f[d] * U + min(cur_s[d], U) + window
+                    ready = (not needed) or wpos[d] < keep
+                if ready:
+                    ifmap_taken.add(d)
+                else:
+                    outstanding = True
+            ifmap_accept = not outstanding
+        # output writer and output network
+        w_ready = w_active and w_remaining != 0
+        take = gather_valid and w_ready
+        can_take = (not gather_valid) or w_ready
+        grant = None
+        if can_take:
+            valid_src = [i for i in gon_sources if level[i] > 0]
+            if valid_src:
+                after = [i for i in valid_src if i > last]
+                grant = after[0] if after else valid_src[0]
+        # buffer readers: the ifmap reader wins a bank both ask for
+        ib, pb = ir.request(), pr.request()
+        i_grant = ib is not None
+        p_grant = pb is not None and not (i_grant and ib == pb)
+        # --- busy, as the core sees it this cycle (before the updates) -----------------------
+        pe_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
+        sub_busy = (ir.busy() or pr.busy() or w_active or pe_busy or gather_valid
+                    or cycle < push_out + 1)
+        if cycle >= wait_from and not sub_busy:
+            return cycle + 1, last
+        if cycle > limit:
+            raise RuntimeError("run_pass_cycles: the pass did not finish (model deadlock)")
+
+        # --- sequential updates ------------------------------------------------------------
+        for net, head, taken, accept, reader in (
+                ("ifmap", ifmap_head, ifmap_taken, ifmap_accept, ir),
+                ("psum", psum_head, psum_taken, psum_accept, pr)):
+            if head is None:
+                continue
+            if accept:
+                delivered[net] = set()
+                reader.fifo.popleft()
+            else:
+                delivered[net] |= taken
+        for reader, granted in ((ir, i_grant), (pr, p_grant)):
+            if reader.pending is not None:
+                reader.fifo.append(reader.pending)
+                reader.pending = None
+            if granted:
+                reader.pending = reader.tags[reader.idx]
+                reader.idx += 1
+                if reader.idx == reader.n:
+                    reader.active = False
+        # ifmap values taken by PEs
+        for d in ifmap_taken:
+            if wchan[d] == Q - 1:
+                wchan[d] = 0
+                wpos[d] += 1
+                wmod[d] = 0 if wmod[d] == U - 1 else wmod[d] + 1
+            else:
+                wchan[d] += 1
+        # output network and writer
+        w_active_next = w_active and not (w_remaining == 0 and not s1_valid)
+        if take:
+            w_remaining -= 1
+        s1_valid = take
+        if w_ready:
+            gather_valid = False
+        if grant is not None:
+            gather_valid = True
+            last = grant
+            level[grant] -= 1
+        for b in below_pop:
+            level[b] -= 1
+        # PE pipelines and issue sequencing
+        for i in pes:
+            if not running[i] and not (a_valid[i] or b_valid[i]):
+                continue
+            if i not in stalled:
+                if b_valid[i] and b_last[i]:
+                    level[i] += 1
+                b_valid[i], b_last[i] = a_valid[i], a_last[i]
+                iss = issue.get(i, False)
+                a_valid[i] = iss
+                a_last[i] = iss and cur_s[i] == S - 1 and cur_c[i] == Q - 1
+            if issue.get(i, False):
+                if cur_k[i] != P - 1:
+                    cur_k[i] += 1
+                else:
+                    cur_k[i] = 0
+                    if cur_c[i] != Q - 1:
+                        cur_c[i] += 1
+                    else:
+                        cur_c[i] = 0
+                        if cur_s[i] != S - 1:
+                            cur_s[i] += 1
+                        else:
+                            cur_s[i] = 0
+                            if out_f[i] != F - 1:
+                                out_f[i] += 1
+                            else:
+                                out_f[i] = 0
+                                wpos[i] = wchan[i] = wmod[i] = 0
+                                rows_left[i] -= 1
+                                if rows_left[i] == 0:
+                                    running[i] = False
+        w_active = w_active_next
+        # descriptor pushes from the core (each taken at once: everything is idle)
+        if cycle == push_pe:
+            for i in pes:
+                running[i] = True
+                rows_left[i] = nrows
+                wpos[i] = wchan[i] = wmod[i] = out_f[i] = cur_s[i] = cur_c[i] = cur_k[i] = 0
+        elif cycle == push_ifmap:
+            ir.active = ir.n > 0
+        elif cycle == push_psum:
+            pr.active = pr.n > 0
+        elif cycle == push_out:
+            w_active = count != 0
+            w_remaining = count
+        cycle += 1
