@@ -142,12 +142,15 @@ def candidate_mappings(config, layer):
 
 
 def choose_mapping(config, layer, *, objective="energy", ifmap=None, zero_fraction=0.0,
-                   costs=None, stream_words_per_cycle=1.0):
+                   costs=None, stream_words_per_cycle=1.0, cycle_model="estimate"):
     """The best legal mapping of ``layer`` for ``objective`` and its model.
 
     ``objective`` is ``"energy"`` (ties broken by cycles) or ``"cycles"`` (ties broken by
-    energy). Returns ``(mapping, model, candidates)`` with ``model`` a
-    :class:`~rsaccel.sim.perf_model.LayerModel` and ``candidates`` the number scored.
+    energy). Candidates are ranked with the model's fast cycle estimate; the returned model
+    of the winner uses ``cycle_model`` (``"exact"`` steps its RUN passes, see
+    :func:`~rsaccel.sim.perf_model.model_layer`). Returns ``(mapping, model, candidates)``
+    with ``model`` a :class:`~rsaccel.sim.perf_model.LayerModel` and ``candidates`` the
+    number scored.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"Objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
@@ -156,9 +159,14 @@ def choose_mapping(config, layer, *, objective="energy", ifmap=None, zero_fracti
     best = best_key = None
     for mp in candidates:
         model = model_layer(config, layer, mp, zeros=zeros, costs=costs,
-                            stream_words_per_cycle=stream_words_per_cycle)
+                            stream_words_per_cycle=stream_words_per_cycle,
+                            cycle_model="estimate")
         energy, cycles = model.total_energy, model.cycles
         key = (energy, cycles) if objective == "energy" else (cycles, energy)
         if best_key is None or key < best_key:
             best, best_key = model, key
+    if cycle_model != "estimate":
+        best = model_layer(config, layer, best.mapping, zeros=zeros, costs=costs,
+                           stream_words_per_cycle=stream_words_per_cycle,
+                           cycle_model=cycle_model)
     return best.mapping, best, len(candidates)

@@ -206,7 +206,8 @@ def _cmd_map(args):
         try:
             mapping, model, candidates = choose_mapping(
                 config, layer, objective=args.objective, zero_fraction=args.zero_fraction,
-                costs=costs, stream_words_per_cycle=args.stream_bandwidth)
+                costs=costs, stream_words_per_cycle=args.stream_bandwidth,
+                cycle_model=args.cycle_model)
         except LayerError as exc:
             if args.layer is not None:
                 raise UsageError(str(exc)) from None
@@ -221,6 +222,7 @@ def _cmd_map(args):
         print(json.dumps({"config": config.as_dict(), "objective": args.objective,
                           "zero_fraction": args.zero_fraction,
                           "stream_words_per_cycle": args.stream_bandwidth,
+                          "cycle_model": args.cycle_model,
                           "energy_costs": costs.__dict__, "layers": rows}, indent=2))
         return 0
     if args.layer is not None:
@@ -238,8 +240,8 @@ def _print_layer_map(config, row):
           f"mappings scored)")
     split = ", ".join(f"{k_} {v}" for k_, v in row["buffer_words"].items())
     print(f"global buffer words per block: {split}")
-    print(f"passes {row['passes']}, cycles {row['cycles']:,} (utilisation "
-          f"{row['utilisation']:.1%}), MACs {row['macs']:,} ({k['gated_macs']:,.0f} gated)")
+    print(f"passes {row['passes']}, cycles {row['cycles']:,} ({row['cycle_model']}, "
+          f"utilisation {row['utilisation']:.1%}), MACs {row['macs']:,} ({k['gated_macs']:,.0f} gated)")
     print(f"stream words in {k['words_in']:,} / out {k['words_out']:,} "
           f"({(k['words_in'] + k['words_out']) * lanes / row['macs']:.4f} 16-bit words per MAC)")
     print()
@@ -396,6 +398,12 @@ def build_parser():
                     help="expected fraction of zero ifmap values, for gated MACs (default: 0)")
     mp.add_argument("--stream-bandwidth", type=float, default=1.0, metavar="W",
                     help="input stream bandwidth in 64-bit words per cycle (default: 1)")
+    mp.add_argument("--cycle-model", choices=["exact", "estimate"], default="exact",
+                    help="how the chosen mapping's RUN passes are timed: 'exact' steps each "
+                         "distinct pass cycle by cycle and equals the RTL for a stream that "
+                         "never stalls (up to tens of seconds for a large layer), 'estimate' "
+                         "takes each pass's bottleneck (instant; what candidates are ranked "
+                         "with). Zero skipping is always estimated (default: exact)")
     mp.add_argument("--json", action="store_true",
                     help="print everything as JSON instead of tables")
     mp.set_defaults(func=_cmd_map)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from rsaccel import preset
-from rsaccel.gen.compiler import Layer, plan_mapping
+from rsaccel.gen.compiler import Layer
 from rsaccel.sim.golden import conv2d
-from rsaccel.sim.runtime import run_layer
+from rsaccel.sim.runtime import MAPPERS, pick_mapping, run_layer
 
 #: AlexNet as Eyeriss runs it (H, W before padding; C per layer, split into `groups`).
 ALEXNET = {
@@ -59,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mapper", default="energy", choices=MAPPERS)
     parser.add_argument("--build-dir", default="build/bench")
     parser.add_argument("--out", default="docs/results/alexnet")
     args = parser.parse_args(argv)
@@ -67,12 +68,12 @@ def main(argv=None):
     rows = []
     for name in args.layers:
         layer = Layer(N=args.batch, relu=True, out_shift=8, **ALEXNET[name])
-        mapping = plan_mapping(config, layer)
         x, w, b = tensors(config, layer, EYERISS[name]["zeros"], args.seed)
+        mapping = pick_mapping(config, layer, args.mapper, ifmap=x)
         print(f"{name}: {layer.macs / 1e6:.1f} M MACs, mapping {mapping.as_dict()}", flush=True)
         start = time.time()
         result = run_layer(config, layer, x, w, b, simulator=args.sim,
-                           build_root=args.build_dir, seed=args.seed,
+                           build_root=args.build_dir, seed=args.seed, mapping=mapping,
                            max_cycles=2_000_000_000)
         wall = time.time() - start
         ref = conv2d(x, w, b, stride=layer.stride, pad=layer.pad, groups=layer.groups,
@@ -96,6 +97,10 @@ def main(argv=None):
             "eyeriss_cycles": int(EYERISS[name]["processing_ms"] * 1e-3 * 200e6
                                   * args.batch / 4),
             "counters": c,
+            # the analytical model's prediction for this run (rsaccel.sim.perf_model)
+            "model_cycles": result.model["cycles"],
+            "model_counts_exact": all(result.model["counts"][k] == c[k]
+                                      for k in result.model["counts"]),
         }
         rows.append(row)
         print(f"  cycles {row['cycles']:,} (Eyeriss {row['eyeriss_cycles']:,}), utilisation "

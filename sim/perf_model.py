@@ -13,11 +13,13 @@ and the psum-spad reads and writes also depend on which ifmap values are zero: g
 they are exact, given an expected zero fraction (independent zeros; padding is always zero)
 they are expectations.
 
-Cycles are estimated per pass from the pass's bottleneck (see :func:`pass_cycles`); energy uses
+Cycles: every command outside the RUN passes is costed exactly from its words; RUN passes are
+stepped cycle by cycle (:mod:`rsaccel.sim.pass_timing`, once per distinct pass) or, for fast
+ranking, estimated from the pass's bottleneck (:func:`pass_cycles`). Energy uses
 Eyeriss's normalised access costs (``../shared/eyeriss-reference.md`` section 4) per level and
 data type.
 
-numpy only; no simulator.
+numpy and Python only; no HDL simulator.
 """
 
 from dataclasses import dataclass, field
@@ -30,7 +32,11 @@ from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
            "pass_cycles", "PassShape", "ZeroStats", "block_classes",
-           "energy_breakdown", "rlc_stream", "rlc_words_expected"]
+           "energy_breakdown", "rlc_stream", "rlc_words_expected", "exact_run_cycles",
+           "CYCLE_MODELS"]
+
+#: How :func:`model_layer` times RUN passes.
+CYCLE_MODELS = ("exact", "estimate")
 
 #: Counters the model predicts exactly (the RTL's, less the cycle and stall counters).
 COUNT_NAMES = (
@@ -89,6 +95,8 @@ class LayerModel:
     cycle_parts: dict
     passes: int
     energy: dict = field(default_factory=dict)
+    #: how the RUN passes were timed: ``"exact"`` or ``"estimate"`` (see :func:`model_layer`)
+    cycle_model: str = "estimate"
 
     @property
     def total_energy(self):
@@ -102,6 +110,7 @@ class LayerModel:
         out = {"mapping": self.mapping.as_dict(), "counts": dict(self.counts),
                "dram_words": dict(self.dram_words), "cycles": self.cycles,
                "cycle_parts": dict(self.cycle_parts), "passes": self.passes,
+               "cycle_model": self.cycle_model,
                "energy": {k: dict(v) for k, v in self.energy.items()},
                "total_energy": self.total_energy, "macs": self.layer.macs}
         if config is not None:
@@ -358,7 +367,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
-                ofmap=None, ofmap_zero_fraction=None):
+                ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -367,7 +376,17 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     :class:`ZeroStats` of this layer) replaces ``ifmap`` and ``zero_fraction`` when many
     mappings of one layer are scored. ``rlc_in`` / ``rlc_out`` model the ifmap and ofmap
     streams run-length coded (see :func:`rlc_stream`; ``ofmap`` makes the ofmap words exact).
+
+    ``cycle_model`` decides how RUN passes are timed: ``"exact"`` steps each distinct pass
+    cycle by cycle (:func:`exact_run_cycles`, milliseconds to seconds per distinct pass;
+    ``pass_cache`` shares them between calls), ``"estimate"`` takes each pass's bottleneck
+    (:func:`pass_cycles`, microseconds; what the mapper ranks with). Zero skipping is always
+    estimated (its issue order depends on the data). Everything else is costed exactly either
+    way, so with a stream that never stalls the exact model's cycles equal the RTL's.
     """
+    if cycle_model not in CYCLE_MODELS:
+        raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
+                         f"not {cycle_model!r}")
     c = config
     costs = costs or EnergyCosts()
     if stream_words_per_cycle <= 0:
@@ -482,9 +501,13 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
+    used_model = "estimate" if c.zero_skipping else cycle_model
+    if used_model == "exact":
+        parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache)
     cycles = parts["stream"] + parts["load"] + parts["run"] + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
-                        cycles=int(cycles), cycle_parts=parts, passes=passes)
+                        cycles=int(cycles), cycle_parts=parts, passes=passes,
+                        cycle_model=used_model)
     # global-buffer fills and drains in values: coded streams still move every value
     values = {"filter": dram["filter"] * c.lanes, "ifmap": dram["ifmap"] * c.lanes,
               "psum": (dram["bias"] + dram["ofmap"]) * c.lanes}

@@ -151,4 +151,5 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
                        passes=compiled.passes, stream_words_in=len(compiled.words),
                        wall_seconds=wall, registers=regs,
                        model={"counts": model.counts, "cycles": model.cycles,
+                              "cycle_model": model.cycle_model,
                               "energy": model.energy, "total_energy": model.total_energy})

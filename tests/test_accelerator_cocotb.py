@@ -82,6 +82,16 @@ def test_random_layers_verilator(layer, zeros, seed, hdl_build_root):
     check(layer, zeros, seed, "verilator", hdl_build_root)
 
 
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layer=layers(), zeros=st.sampled_from([0.0, 0.5]), seed=st.integers(0, 999))
+def test_model_cycles_random_layers_verilator(layer, zeros, seed, hdl_build_root):
+    # neither AXI4-Stream stalls: the model's cycles are the RTL's, to the cycle
+    result = check(layer, zeros, seed, "verilator", hdl_build_root, stall=0.0)
+    assert result.model["cycle_model"] == "exact"
+    assert result.model["cycles"] == result.counters["cycles"], (layer, result.mapping)
+
+
 def test_unsupported_layer_is_refused_before_simulation(hdl_build_root):
     layer = Layer(N=1, C=1, M=1, H=8, W=8, R=TINY.rows + 1, S=3)
     x, w, b = layer_tensors(TINY, layer, seed=0)

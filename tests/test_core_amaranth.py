@@ -56,6 +56,26 @@ def test_layer(name, rule):
     assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
 
 
+@pytest.mark.parametrize("rule", ["simple", "energy"])
+@pytest.mark.parametrize("name", sorted(TEST_LAYERS))
+def test_model_cycles_equal_rtl(name, rule):
+    # with a stream that never stalls the model's cycles are the RTL's, to the cycle (the
+    # exact model steps every distinct RUN pass; the rest is costed from the stream words)
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
+    mapping = mapping_for(rule, layer, x)
+    if rule != "simple" and mapping == plan_mapping(TINY, layer):
+        pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
+    compiled = compile_layer(TINY, layer, x, w, b, mapping)
+    expect = sum(r["words"] for r in compiled.reads) + 1
+    _, state = run_core(TINY, compiled.words, expect, stall=0.0, max_cycles=400000)
+    assert state["error"] == CoreError.NONE
+    model = model_layer(TINY, layer, mapping, ifmap=x)
+    assert model.cycle_model == "exact"
+    assert model.cycles == state["counters"]["cycles"], (
+        f"{name} {mapping}: model {model.cycles} cycles, RTL {state['counters']['cycles']}")
+
+
 def test_gated_macs_equal_zero_operands():
     # no padded filters, no padding: the gated count is the number of MAC slots whose ifmap
     # operand is zero, computed here by brute force

@@ -163,7 +163,7 @@ int main(void) {{
     ("run", ["--preset", "--config", "--set", "--layer", "--inputs", "--out", "--sim", "--seed",
              "--stall", "--mapper", "--rlc", "--build-dir"]),
     ("map", ["--preset", "--config", "--set", "--layer", "--network", "--batch", "--objective",
-             "--zero-fraction", "--stream-bandwidth", "--json"]),
+             "--zero-fraction", "--stream-bandwidth", "--cycle-model", "--json"]),
     ("build", ["--board", "--preset", "--config", "--set", "--output", "--seeds"]),
 ])
 def test_help_describes_every_option(capsys, command, options):
