@@ -89,6 +89,10 @@ class ProcessingElement(wiring.Component):
 
         psum_out[f][k] = psum_in[f][k] + sum_{s<S} sum_{c<q} ifmap[c][f*U + s] * filt[k][c][s]
 
+    Each output starts from zero and ``psum_in`` is added by its last MAC slot, so a PE needs
+    the psum from below only when it finishes an output: the PEs of a vertical chain work on
+    the same output at once, a few cycles apart, instead of one output apart.
+
     wrapped to ``acc_width`` bits. Filters stay in the filter spad across rows (row stationary);
     the ifmap spad is a sliding window of ``S`` positions by ``q`` channels, refilled while the
     MACs of the current window run; the psum spad holds ``p`` accumulators.
@@ -107,7 +111,7 @@ class ProcessingElement(wiring.Component):
     Latency and back-pressure
     -------------------------
     One MAC slot (``s, c, k``) issues per cycle when its ifmap position is present, its psum
-    input (first slot of an output) is valid and the pipeline is not stalled, so a window
+    input (last slot of an output) is valid and the pipeline is not stalled, so a window
     costs ``p*q*S`` cycles and refilling the window overlaps with computation. The datapath has
     three stages (spad read, multiply, accumulate): a ``psum_out`` value appears in the output
     FIFO three cycles after its last slot issues. ``psum_out`` back-pressure stalls the
@@ -135,7 +139,7 @@ class ProcessingElement(wiring.Component):
     window are taken as slots ``j = s*q + c``; a priority encoder over the ring's zero flags
     finds the next slot that is non-zero (or not yet received) and issues its ``p`` filter
     slots, passing every zero before it in the same cycle. The first issued slot of a window
-    starts from ``psum_in`` (or zero); the last issued one emits the sums, and is known only
+    starts from zero; the last issued one adds ``psum_in`` and emits the sums, and is known only
     when every later operand of the window has arrived and is zero, so the PE waits for that
     rather than guess: which slots issue depends on the data only, never on stalls, and every
     counter stays deterministic. A window of zeros issues its last slot (gated) to emit
@@ -151,7 +155,7 @@ class ProcessingElement(wiring.Component):
     ---------------
     ``ifmap_spad_reads`` counts every issued slot (every slot without zero skipping);
     ``filter_spad_reads`` every non-gated slot. The psum
-    spad is not read by the first slot of an output (it starts from ``psum_in`` or zero) and not
+    spad is not read by the first slot of an output (it starts from zero) and not
     written by the last (the sum leaves as ``psum_out``); a gated slot that is neither first nor
     last does not touch it.
 
@@ -393,7 +397,7 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += wchan.eq(wchan + 1)
 
         # issue stage: one MAC slot (s, c, k) per cycle; `first`/`last` mark the slots that
-        # start from psum_in (or zero) and that emit the sum
+        # start from zero and that add psum_in and emit the sum
         first = Signal()
         last = Signal()
         rd_index = Signal(slot_w)
@@ -401,7 +405,7 @@ class ProcessingElement(wiring.Component):
         operand_ready = Signal()
         m.d.comb += operand_ready.eq(running & slot_ready & ~stall)
         need_psum = Signal()
-        m.d.comb += need_psum.eq(first & psum_in_en)
+        m.d.comb += need_psum.eq(last & psum_in_en)
         issue = Signal()
         m.d.comb += [
             self.psum_in.ready.eq(operand_ready & need_psum),
@@ -502,7 +506,7 @@ class ProcessingElement(wiring.Component):
                 a_first.eq(first),
                 a_last.eq(last),
                 a_k.eq(cur_k),
-                a_psum.eq(Mux(psum_in_en, self.psum_in.payload, 0)),
+                a_psum.eq(Mux(need_psum, self.psum_in.payload, 0)),
             ]
         # stage B: multiply
         b_valid = Signal()
@@ -519,13 +523,14 @@ class ProcessingElement(wiring.Component):
             ]
             with m.If(a_valid & ~a_gated):
                 m.d.sync += b_prod.eq(a_ifmap * filt_rd.data)
-        # stage C: accumulate into the psum spad or emit
+        # stage C: accumulate into the psum spad or emit (the last slot adds psum_in, which
+        # is zero unless it was taken)
         base = Signal(signed(aw))
         total = Signal(signed(aw))
         m.d.comb += [
             psum_rd.addr.eq(b_k),
-            base.eq(Mux(b_first, b_psum, psum_rd.data)),
-            total.eq(base + Mux(b_gated, 0, b_prod)),
+            base.eq(Mux(b_first, 0, psum_rd.data)),
+            total.eq(base + Mux(b_gated, 0, b_prod) + b_psum),
             stall.eq(b_valid & b_last & ~out_fifo.w_rdy),
         ]
         with m.If(b_valid & ~stall):
@@ -562,8 +567,8 @@ class ProcessingElement(wiring.Component):
         window's last processed slot (it emits the sums) when every later slot is present and
         zero. Until that is decided (a later slot not received yet and no received non-zero
         between) it waits, so which slots issue depends only on the data, never on timing. The
-        first processed slot starts from ``psum_in`` (or zero). A window of zeros issues its
-        last slot, gated, to emit ``psum_in`` (or zero).
+        first processed slot starts from zero; the last adds ``psum_in`` (if enabled). A
+        window of zeros issues its last slot, gated, to emit ``psum_in`` (or zero).
         """
         j_w = bits_for(depth)
         # multiples of q and p, tabulated when a command is taken (adders, no multipliers):

@@ -4,7 +4,8 @@
 RTL and nothing else: the core's PASS decoding (header, descriptor gathering and pushes), the
 ifmap and psum buffer readers (loop nest, global-buffer bank arbitration, 4-entry FIFO), the
 multicast networks (a value waits until every destination took it), each PE's ifmap ring
-acceptance rule, MAC issue order and 3-stage pipeline with its 2-entry output FIFO, the
+acceptance rule, MAC issue order (``psum_in`` taken by the last slot of a window) and 3-stage
+pipeline with its 2-entry output FIFO, the
 vertical psum links, the round-robin output network with its register stage, and the output
 writer. Values are not computed (timing does not depend on them without zero skipping).
 
@@ -172,8 +173,8 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0):
                 continue
             ok = (not stall) and out_f[i] * U + cur_s[i] < wpos[i]
             operand[i] = ok
-            if ok and cur_s[i] == 0 and cur_c[i] == 0:
-                psum_ready[i] = True
+            if ok and cur_s[i] == S - 1 and cur_c[i] == Q - 1:
+                psum_ready[i] = True        # the window's last slots add psum_in
         # psum network head
         pr = readers["psum"]
         psum_head = pr.fifo[0] if pr.fifo else None
