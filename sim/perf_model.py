@@ -208,9 +208,15 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
 
     LOAD: its command words, two cycles per descriptor, then one filter value per cycle. RUN:
     its command words, then the slowest of the PE compute of one row chain (``nn*F`` outputs
-    of ``p*q*S`` MAC slots, plus the chain's ramp), the ifmap network (one value per cycle),
-    the psum network and the output network (one psum per cycle each). ``issue_fraction`` is
-    the share of MAC slots a zero-skipping PE issues (the layer's average; 1 without skipping).
+    of ``p*q*S`` MAC slots, plus a few cycles per chain PE), the ifmap network (one value per
+    cycle), the psum network and the output network (one psum per cycle each), plus the
+    pipeline's fill and drain. ``issue_fraction`` is the share of MAC slots a zero-skipping PE
+    issues (the layer's average; 1 without skipping).
+
+    This is the fast estimate the mapper ranks with. It misses the couplings between PEs (a
+    multicast value waits for its slowest destination): against the exact model
+    (:func:`exact_run_cycles`) it is within a few percent on AlexNet's CONV layers, and
+    25 % low to 20 % high on small layers.
     """
     R, S, U, F = layer.R, layer.S, layer.stride, layer.F
     nn, ee, t, p, q = shape.nn, shape.ee, shape.t, shape.p, shape.q
@@ -219,8 +225,8 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     slots = p * q * S
     ifmap = nn * q * row_len * (shape.rows_in if U < R else R * ee)
     psum = t * p * ee * F * nn
-    compute = math.ceil(nn * F * slots * issue_fraction) + (R - 1) * (slots - p + 4)
-    run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 8
+    compute = math.ceil(nn * F * slots * issue_fraction) + (R - 1) * 4
+    run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 14
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
 
 
