@@ -96,13 +96,19 @@ class Layer:
 
 @dataclass(frozen=True)
 class Mapping:
-    """Row-stationary mapping parameters (names as in the Eyeriss papers)."""
+    """Row-stationary mapping parameters (names as in the Eyeriss papers).
+
+    ``t`` PE sets with different filters are stacked down the array; each is ``r`` sets on
+    different channels (``q`` each) whose psums add up through the vertical links, so one pass
+    covers ``r*q`` channels. ``active_pes`` is ``t*r*R*e``.
+    """
     e: int          # output rows per strip (PE set width)
     t: int          # PE sets stacked down the array (different filters)
     p: int          # filters per PE
     q: int          # channels per PE
     n: int          # images per pass
     active_pes: int
+    r: int = 1      # PE sets on different channels of the same filters, accumulating in-array
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -142,26 +148,26 @@ def _check_fits(config, layer):
                          f"{config.acc_width}")
 
 
-def buffer_split(config, layer, e, n, q, p, t):
+def buffer_split(config, layer, e, n, q, p, t, r=1):
     """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
     ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
     banks)."""
     lanes, ppw = config.lanes, config.lanes // config.psum_lanes
     rows_in = (e - 1) * layer.stride + layer.R
-    row_step = math.ceil(e * n * layer.F * p / layer.R)
-    psum_elems = t * layer.R * row_step
+    row_step = math.ceil(e * n * layer.F * p / (r * layer.R))
+    psum_elems = t * r * layer.R * row_step
     return {
-        "ifmap": math.ceil(n * q * rows_in * layer.Wp / lanes),
+        "ifmap": math.ceil(n * r * q * rows_in * layer.Wp / lanes),
         "psum": math.ceil(psum_elems / ppw),
         "output": math.ceil(psum_elems / lanes),
         "bias": math.ceil(p * t / ppw),
-        "filter": math.ceil(t * layer.R * p * q * layer.S / lanes),
+        "filter": math.ceil(t * r * layer.R * p * q * layer.S / lanes),
     }
 
 
-def _buffer_words(config, layer, e, n, q, p, t):
+def _buffer_words(config, layer, e, n, q, p, t, r=1):
     """Data-bank words and filter-bank words a block needs (see :func:`buffer_split`)."""
-    split = buffer_split(config, layer, e, n, q, p, t)
+    split = buffer_split(config, layer, e, n, q, p, t, r)
     return sum(split.values()) - split["filter"], split["filter"]
 
 
@@ -220,6 +226,7 @@ class Block(NamedTuple):
     m0: int
     t: int
     p: int
+    r: int = 1
 
 
 def iter_blocks(layer, mapping):
@@ -237,13 +244,16 @@ def iter_blocks(layer, mapping):
                     rem = min(mapping.p * mapping.t, mg - m0)
                     t = min(mapping.t, math.ceil(rem / mapping.p))
                     p = math.ceil(rem / t)
-                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p)
+                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r)
 
 
 def iter_chunks(layer, mapping):
-    """``(c0, q)`` for each channel chunk of a group: ``q`` channels from ``c0``."""
+    """``(c0, q)`` for each channel chunk of a group: ``r*q`` channels from ``c0``, ``q`` per
+    channel set (with ``r > 1`` the mapping's ``r*q`` divides the channels; with ``r = 1`` the
+    last chunk may be smaller)."""
     cg = layer.C // layer.groups
-    for c0 in range(0, cg, mapping.q):
+    step = mapping.r * mapping.q
+    for c0 in range(0, cg, step):
         yield c0, min(mapping.q, cg - c0)
 
 
@@ -251,7 +261,7 @@ class BlockLayout(NamedTuple):
     """Where a :class:`Block` keeps its data in the global buffer (word addresses).
 
     ``row_step`` is the elements per PE row of the psum and output regions (``set_elems`` per
-    PE set); the psum region (updated in place) starts at word 0, then the outputs
+    filter set of ``r*R`` rows, whose top row emits the outputs); the psum region (updated in place) starts at word 0, then the outputs
     (``out_words``), the biases, and the ifmap rows."""
     row_step: int
     set_elems: int
@@ -266,8 +276,8 @@ def block_layout(config, layer, blk):
     """The :class:`BlockLayout` of ``blk`` (a :class:`Block` of ``layer``)."""
     c = config
     ppw = c.lanes // c.psum_lanes
-    row_step = math.ceil(blk.ee * blk.nn * layer.F * blk.p / layer.R)
-    set_elems = layer.R * row_step
+    row_step = math.ceil(blk.ee * blk.nn * layer.F * blk.p / (blk.r * layer.R))
+    set_elems = blk.r * layer.R * row_step
     # one psum buffer, updated in place: a PE consumes a psum before it can produce the new
     # value of the same element, so every element is read before it is rewritten
     psum_words = math.ceil(blk.t * set_elems / ppw)
@@ -279,25 +289,30 @@ def block_layout(config, layer, blk):
                        ifmap_word=ifmap_word)
 
 
-def array_config_writes(config, layer, t, ee):
-    """The array configuration of passes with ``t`` stacked sets of ``ee`` columns:
-    ``[(ArrayTarget, row, col, value), ...]`` (IDs and PE modes of every PE)."""
+def array_config_writes(config, layer, t, ee, r=1):
+    """The array configuration of passes with ``t`` stacked filter sets of ``r`` channel sets
+    of ``ee`` columns: ``[(ArrayTarget, row, col, value), ...]`` (IDs and PE modes of every
+    PE). Physical row ``(f*r + v)*R + i`` is filter row ``i`` of channel set ``v`` of filter
+    set ``f``; the ifmap row-bus ID is ``v``, and psums enter at the bottom of each filter set
+    and rise through its ``r*R`` rows."""
     c, R, U = config, layer.R, layer.stride
     writes = []
-    for r in range(c.rows):
-        v, i = divmod(r, R)
-        used_row = v < t
-        writes += [(ArrayTarget.FILT_ROW_ID, r, 0, r),
-                   (ArrayTarget.IFMAP_ROW_ID, r, 0, 0),
-                   (ArrayTarget.PSUM_ROW_ID, r, 0, r)]
+    for row in range(c.rows):
+        fv, i = divmod(row, R)
+        f, v = divmod(fv, r)
+        used_row = f < t
+        writes += [(ArrayTarget.FILT_ROW_ID, row, 0, row),
+                   (ArrayTarget.IFMAP_ROW_ID, row, 0, v if used_row else 0),
+                   (ArrayTarget.PSUM_ROW_ID, row, 0, row)]
         for col in range(c.cols):
             used = used_row and col < ee
-            src = PSUM_GIN if i == R - 1 else PSUM_BELOW
+            src = PSUM_GIN if (i == R - 1 and v == r - 1) else PSUM_BELOW
             writes += [
-                (ArrayTarget.PE_MODE, r, col, int(used) | ((src if used else PSUM_ZERO) << 1)),
-                (ArrayTarget.FILT_COL_ID, r, col, 0),
-                (ArrayTarget.IFMAP_COL_ID, r, col, (i + col * U) if used else 0),
-                (ArrayTarget.PSUM_COL_ID, r, col, col),
+                (ArrayTarget.PE_MODE, row, col,
+                 int(used) | ((src if used else PSUM_ZERO) << 1)),
+                (ArrayTarget.FILT_COL_ID, row, col, 0),
+                (ArrayTarget.IFMAP_COL_ID, row, col, (i + col * U) if used else 0),
+                (ArrayTarget.PSUM_COL_ID, row, col, col),
             ]
     return writes
 
@@ -321,7 +336,7 @@ def load_pass_program(config, layer, blk, q):
     return PassProgram(
         pe_cmd=dict(op=PEOp.LOAD_FILTERS, s=S, p=p, q=q, stride=layer.stride, width=layer.F),
         filt=Nest(base=filter_base_word * c.lanes, levels=[
-            (p * q * S, 1, 0, 0), (t * R, p * q * S, 1, 0)]))
+            (p * q * S, 1, 0, 0), (t * blk.r * R, p * q * S, 1, 0)]))
 
 
 def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
@@ -330,26 +345,31 @@ def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
     c = config
     R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
-    nn, ee, rows_in, t, p = blk.nn, blk.ee, blk.rows_in, blk.t, blk.p
+    nn, ee, rows_in, t, p, r = blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r
     lay = block_layout(config, layer, blk)
     base = lay.ifmap_word * lanes
     # a PE takes exactly (F-1)*U + S positions per row: columns past the last window are
-    # never sent
+    # never sent. Channel set v takes channels v*q.. of the chunk, on ifmap row bus v.
     row_len = (F - 1) * U + S
+    chan = rows_in * Wp
+    sets = [(r, q * chan, 1, 0)] if r > 1 else []
     if U < R:
         ifmap_nest = Nest(base=base, levels=[
-            (q, rows_in * Wp, 0, 0), (rows_in, Wp, 0, 1), (row_len, 1, 0, 0),
-            (nn, q * rows_in * Wp, 0, 0)])
+            (q, chan, 0, 0), (rows_in, Wp, 0, 1), *sets, (row_len, 1, 0, 0),
+            (nn, r * q * chan, 0, 0)])
     else:
+        images = [(nn, r * q * chan, 0, 0)] if nn > 1 or not sets else []
         ifmap_nest = Nest(base=base, levels=[
-            (q, rows_in * Wp, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U),
-            (row_len, 1, 0, 0), (nn, q * rows_in * Wp, 0, 0)])
+            (q, chan, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U), *sets,
+            (row_len, 1, 0, 0), *images])
+    # psums enter at the bottom row of each filter set of r*R rows
+    bottom, rise = r * R - 1, r * R
     if first_chunk:
-        psum_nest = Nest(base=lay.bias_word * ppw, row=R - 1, col=0, levels=[
-            (p, 1, 0, 0), (t, p, R, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
+        psum_nest = Nest(base=lay.bias_word * ppw, row=bottom, col=0, levels=[
+            (p, 1, 0, 0), (t, p, rise, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
     else:
-        psum_nest = Nest(base=lay.psum_word * ppw, row=R - 1, col=0, levels=[
-            (p, 1, 0, 0), (t, lay.set_elems, R, 0), (ee, nn * F * p, 0, 1),
+        psum_nest = Nest(base=lay.psum_word * ppw, row=bottom, col=0, levels=[
+            (p, 1, 0, 0), (t, lay.set_elems, rise, 0), (ee, nn * F * p, 0, 1),
             (F, p, 0, 0), (nn, F * p, 0, 0)])
     count = nn * F * p * ee * t
     if last_chunk:
@@ -493,13 +513,13 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
 
     configured = None
     for blk in iter_blocks(layer, mp):
-        g, n0, nn, e0, ee, rows_in, m0, t, p = blk
+        g, n0, nn, e0, ee, rows_in, m0, t, p, _ = blk
         h0 = e0 * U
         lay = block_layout(config, layer, blk)
         # array configuration for this shape of pass
         shape = (t, ee)
         if shape != configured:
-            em.config(array_config_writes(config, layer, t, ee))
+            em.config(array_config_writes(config, layer, t, ee, blk.r))
             configured = shape
         # bias of these filters (zero for filters past the end), as psums
         b = np.zeros(t * p, dtype=np.int64)
@@ -513,18 +533,19 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             # filters: per physical row (set v, filter row i): s, channel, filter
             fvals = []
             for v in range(t):
-                for i in range(R):
-                    for s_ in range(S):
-                        for cc in range(q):
-                            for k in range(p):
-                                m = m0 + v * p + k
-                                fvals.append(weights[g * mg + m, c0 + cc, i, s_]
-                                             if m < mg else 0)
+                for cs in range(blk.r):
+                    for i in range(R):
+                        for s_ in range(S):
+                            for cc in range(q):
+                                for k in range(p):
+                                    m = m0 + v * p + k
+                                    fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
+                                                 if m < mg else 0)
             em.write(filter_base_word, _pack_values(fvals, dw, lanes))
             load = load_pass_program(config, layer, blk, q)
             em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt)
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
-            block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
+            block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,
                            h0:h0 + rows_in, :]
             if rlc_in:
                 em.write_rlc(lay.ifmap_word * lanes, block.reshape(-1))
@@ -535,18 +556,18 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
                         psum=run.psum, output=em.output_words(**run.output))
             out.passes += 1
-            out.mac_slots += nn * F * ee * R * S * q * p * t
-        out_word, out_words, row_step = lay.out_word, lay.out_words, lay.row_step
+            out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
+        out_word, out_words, set_elems = lay.out_word, lay.out_words, lay.set_elems
         if rlc_out:
-            # the outputs of set v are elements v*R*row_step .. + ee*nn*F*p of the region
+            # the outputs of filter set v are elements v*set_elems .. + ee*nn*F*p of the region
             for v in range(t):
-                em.read_rlc(out_word * lanes + v * R * row_step, ee * nn * F * p)
+                em.read_rlc(out_word * lanes + v * set_elems, ee * nn * F * p)
             out.frames += t
         else:
             em.read(out_word, out_words)
             out.frames += 1
         out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
-                              row_step=row_step, words=out_words, rlc=bool(rlc_out)))
+                              set_elems=set_elems, words=out_words, rlc=bool(rlc_out)))
     em.sync()
     out.words = em.words
     return out
@@ -586,7 +607,7 @@ def unpack_outputs(config, compiled, words):
                     v = (int(w) >> (k * dw)) & ((1 << dw) - 1)
                     values.append(v - (1 << dw) if v >> (dw - 1) else v)
             values = np.array(values, dtype=np.int64)
-            per_set = [values[v * layer.R * rd["row_step"]:] for v in range(t)]
+            per_set = [values[v * rd["set_elems"]:] for v in range(t)]
         for v in range(t):
             for j in range(ee):
                 start = j * nn * F * p
@@ -626,7 +647,7 @@ def expected_output_words(config, compiled, ofmap):
         nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
         for v in range(t):
             for j in range(ee):
-                start = v * layer.R * rd["row_step"] + j * nn * F * p
+                start = v * rd["set_elems"] + j * nn * F * p
                 for n in range(nn):
                     for f in range(F):
                         for k in range(p):

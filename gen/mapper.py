@@ -2,7 +2,9 @@
 
 A mapping (:class:`~rsaccel.gen.compiler.Mapping`) places ``t`` PE sets of ``R`` rows by ``e``
 columns (``e`` output rows of a strip) down the array, each PE interleaving ``p`` filters and
-``q`` channels, with ``n`` images per pass. The pass order is fixed by the compiler: group,
+``q`` channels, with ``n`` images per pass; each of the ``t`` is ``r`` sets on different
+channels whose psums add up in the array (Eyeriss's ``r``), so a pass covers ``r*q`` channels
+and moves ``1/r`` as many psums per MAC through the psum networks. The pass order is fixed by the compiler: group,
 image run, strip, filter block, then channel chunk (innermost, its psums accumulating in the
 global buffer). The global buffer's data banks hold, per block, the psums (in place), the
 outputs, the bias and the ifmap rows of one chunk; the filter banks hold one chunk's filters.
@@ -37,7 +39,7 @@ def mapping_buffer_split(config, layer, mapping):
     """Global-buffer words per region a block of ``mapping`` uses
     (:func:`~rsaccel.gen.compiler.buffer_split`)."""
     mp = mapping
-    return buffer_split(config, layer, mp.e, mp.n, mp.q, mp.p, mp.t)
+    return buffer_split(config, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r)
 
 
 def check_mapping(config, layer, mapping):
@@ -50,14 +52,14 @@ def check_mapping(config, layer, mapping):
 
 def _check_mapping_limits(c, layer, mp):
     """:func:`check_mapping` for a layer already validated and known to fit the array."""
-    for name in ("e", "t", "p", "q", "n"):
+    for name in ("e", "t", "p", "q", "n", "r"):
         value = getattr(mp, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise LayerError(f"Mapping field '{name}' must be a positive integer, not {value!r}")
     problem = _first_broken_limit(c, layer, mp)
     if problem:
         raise LayerError(f"Mapping {_describe(mp)}: {problem}")
-    need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t)
+    need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r)
     data_words = c.glb_banks * c.glb_bank_depth
     filter_words = c.glb_filter_banks * c.glb_bank_depth
     if need > data_words:
@@ -76,8 +78,14 @@ def _first_broken_limit(c, layer, mp):
         return f"e={mp.e} exceeds the layer's output rows E={layer.E}"
     if mp.e > c.cols:
         return f"e={mp.e} exceeds the array width cols={c.cols}"
-    if mp.t * R > c.rows:
-        return f"t*R={mp.t * R} exceeds the array height rows={c.rows}"
+    if mp.t * mp.r * R > c.rows:
+        return f"t*r*R={mp.t * mp.r * R} exceeds the array height rows={c.rows}"
+    if mp.r > 1 and cg % (mp.r * mp.q):
+        return (f"r={mp.r} channel sets of q={mp.q} do not divide the channels per group "
+                f"C/groups={cg}")
+    if mp.r > 1 and U >= R and mp.n > 1:
+        return (f"r={mp.r} with stride U={U} >= R={R} needs n=1 (the ifmap nest has no level "
+                f"left for images)")
     if mp.n > layer.N:
         return f"n={mp.n} exceeds the batch N={layer.N}"
     if mp.q > cg:
@@ -105,7 +113,7 @@ def _first_broken_limit(c, layer, mp):
 
 
 def _describe(mp):
-    return f"e={mp.e} t={mp.t} p={mp.p} q={mp.q} n={mp.n}"
+    return f"e={mp.e} t={mp.t} p={mp.p} q={mp.q} n={mp.n} r={mp.r}"
 
 
 def candidate_mappings(config, layer):
@@ -121,19 +129,23 @@ def candidate_mappings(config, layer):
     out = []
     q_max = min(cg, c.ifmap_spad_depth // S, c.filter_spad_depth // S)
     for q in _balanced_sizes(cg, q_max):
-        for t in range(1, min(c.rows // R, mg) + 1):
-            p_max = min(c.psum_spad_depth, c.filter_spad_depth // (q * S))
-            for p in _balanced_sizes(math.ceil(mg / t), p_max):
-                if (t - 1) * p >= mg:
-                    continue
-                for e in _balanced_sizes(layer.E, c.cols):
-                    for n in _balanced_sizes(layer.N, layer.N):
-                        mp = Mapping(e=e, t=t, p=p, q=q, n=n, active_pes=t * R * e)
-                        try:
-                            _check_mapping_limits(c, layer, mp)
-                        except LayerError:
-                            continue
-                        out.append(mp)
+        # channel sets: r > 1 only where r*q divides the channels
+        rs = [1] + [r for r in range(2, c.rows // R + 1) if cg % (r * q) == 0]
+        for r in rs:
+            for t in range(1, min(c.rows // (r * R), mg) + 1):
+                p_max = min(c.psum_spad_depth, c.filter_spad_depth // (q * S))
+                for p in _balanced_sizes(math.ceil(mg / t), p_max):
+                    if (t - 1) * p >= mg:
+                        continue
+                    for e in _balanced_sizes(layer.E, c.cols):
+                        for n in _balanced_sizes(layer.N, layer.N):
+                            mp = Mapping(e=e, t=t, p=p, q=q, n=n, r=r,
+                                         active_pes=t * r * R * e)
+                            try:
+                                _check_mapping_limits(c, layer, mp)
+                            except LayerError:
+                                continue
+                            out.append(mp)
     if not out:
         # the smallest mapping breaks the limit that rules out every other one
         check_mapping(c, layer, Mapping(e=1, t=1, p=1, q=1, n=1, active_pes=R))

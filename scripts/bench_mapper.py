@@ -127,7 +127,7 @@ def write_alexnet(rows):
     lines = [
         "# Mapper on AlexNet CONV1-5 (`eyeriss` preset, batch 4) against Eyeriss",
         "",
-        "| layer | mapping chosen (e t p q n) | active PEs (Eyeriss) | Eyeriss mapping | "
+        "| layer | mapping chosen (e t p q n r) | active PEs (Eyeriss) | Eyeriss mapping | "
         "model cycles (estimate) | Eyeriss cycles | DRAM words / MAC | energy / MAC | "
         "search s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -135,7 +135,8 @@ def write_alexnet(rows):
     for r in rows:
         m = r["mapping"]
         lines.append(
-            f"| {r['layer']} | {m['e']} {m['t']} {m['p']} {m['q']} {m['n']} | "
+            f"| {r['layer']} | {m['e']} {m['t']} {m['p']} {m['q']} {m['n']} "
+            f"{m.get('r', 1)} | "
             f"{r['active_pes']} ({r['eyeriss']['active_pes']}) | {r['eyeriss']['mapping']} | "
             f"{r['cycles']:,} ({r['estimated_cycles']:,}) | {r['eyeriss']['cycles']:,} | "
             f"{r['dram_words_per_mac']:.4f} | "
@@ -197,14 +198,14 @@ def write_rtl(rows):
     lines = [
         "# Analytical model against the RTL counters (`tiny` preset, no stalls)",
         "",
-        "| layer | mapping rule | e t p q n | 20 access counts | RTL cycles | model cycles | "
+        "| layer | mapping rule | e t p q n r | 20 access counts | RTL cycles | model cycles | "
         "error | estimate | error |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["mapping"]
         lines.append(f"| {r['layer']} | {r['rule']} | {m['e']} {m['t']} {m['p']} {m['q']} "
-                     f"{m['n']} | {'exact' if r['counts_exact'] else ', '.join(r['wrong_counts'])}"
+                     f"{m['n']} {m.get('r', 1)} | {'exact' if r['counts_exact'] else ', '.join(r['wrong_counts'])}"
                      f" | {r['rtl_cycles']:,} | {r['model_cycles']:,} | "
                      f"{r['cycle_error']:+.1%} | {r['estimated_cycles']:,} | "
                      f"{r['estimate_error']:+.1%} |")

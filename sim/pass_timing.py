@@ -57,7 +57,7 @@ class _Reader:
         return self.active or self.pending is not None or bool(self.fifo)
 
 
-def _array_setup(config, layer, t, ee):
+def _array_setup(config, layer, t, ee, r):
     rows, cols = config.rows, config.cols
     enable = [[False] * cols for _ in range(rows)]
     src = [[PsumSource.ZERO] * cols for _ in range(rows)]
@@ -65,24 +65,24 @@ def _array_setup(config, layer, t, ee):
     col_id = {net: [[0] * cols for _ in range(rows)] for net in ("ifmap", "psum")}
     targets = {ArrayTarget.IFMAP_ROW_ID: ("ifmap", True), ArrayTarget.IFMAP_COL_ID: ("ifmap", False),
                ArrayTarget.PSUM_ROW_ID: ("psum", True), ArrayTarget.PSUM_COL_ID: ("psum", False)}
-    for target, r, c, value in array_config_writes(config, layer, t, ee):
+    for target, row, col, value in array_config_writes(config, layer, t, ee, r):
         if target == ArrayTarget.PE_MODE:
-            enable[r][c] = bool(value & 1)
-            src[r][c] = PsumSource(value >> 1)
+            enable[row][col] = bool(value & 1)
+            src[row][col] = PsumSource(value >> 1)
         elif target in targets:
             net, is_row = targets[target]
             if is_row:
-                row_id[net][r] = value
+                row_id[net][row] = value
             else:
-                col_id[net][r][c] = value
+                col_id[net][row][col] = value
     return enable, src, row_id, col_id
 
 
-def run_pass_cycles(config, layer, program, t, ee, gather_last=0):
+def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     """Cycles from accepting a RUN pass's PASS header to accepting the next command's header.
 
-    ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t`` and
-    ``ee`` the array configuration it runs under, ``gather_last`` the output network's
+    ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t``, ``ee``
+    and ``r`` the array configuration it runs under, ``gather_last`` the output network's
     round-robin pointer when the pass starts. Returns ``(cycles, gather_last)`` with the
     pointer when it ends. Zero skipping is not modelled (its issue order depends on the data).
     """
@@ -95,7 +95,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0):
     S, P, Q, U, F = cmd["s"], cmd["p"], cmd["q"], cmd["stride"], cmd["width"]
     nrows, window = cmd["rows"], cmd["window"]
     row_len = (F - 1) * U + S
-    enable, src, row_id, col_id = _array_setup(c, layer, t, ee)
+    enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r)
 
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
                "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes)}

@@ -77,6 +77,7 @@ class PassShape:
     p: int
     q: int
     rows_in: int
+    r: int = 1
 
 
 @dataclass
@@ -219,13 +220,13 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     25 % low to 20 % high on small layers.
     """
     R, S, U, F = layer.R, layer.S, layer.stride, layer.F
-    nn, ee, t, p, q = shape.nn, shape.ee, shape.t, shape.p, shape.q
-    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + t * R * p * q * S + 2
+    nn, ee, t, p, q, r = shape.nn, shape.ee, shape.t, shape.p, shape.q, shape.r
+    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + t * r * R * p * q * S + 2
     row_len = (F - 1) * U + S
     slots = p * q * S
-    ifmap = nn * q * row_len * (shape.rows_in if U < R else R * ee)
+    ifmap = nn * r * q * row_len * (shape.rows_in if U < R else R * ee)
     psum = t * p * ee * F * nn
-    compute = math.ceil(nn * F * slots * issue_fraction) + (R - 1) * 4
+    compute = math.ceil(nn * F * slots * issue_fraction) + (r * R - 1) * 4
     run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 14
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
 
@@ -326,16 +327,17 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     out = dict.fromkeys(("in_words", "in_values", "in_commands", "in_cycles", "out_words",
                          "out_values", "out_commands", "out_reads", "out_cycles"), 0)
     cache = {}
+    r = mapping.r
     for blk in iter_blocks(layer, mapping):
-        g, n0, nn, e0, ee, rows_in, m0, t, p = blk
+        g, n0, nn, e0, ee, rows_in, m0, t, p, _ = blk
         for c0, q in iter_chunks(layer, mapping):
-            n = nn * q * rows_in * layer.Wp
+            n = nn * r * q * rows_in * layer.Wp
             key = (g, n0, e0, c0, q, rows_in)
             if key not in cache:
                 if padded is None:
                     cache[key] = rlc_words_expected(n, zero_fraction, c)
                 else:
-                    block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + q,
+                    block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + r * q,
                                    e0 * U:e0 * U + rows_in, :]
                     cache[key] = len(encode(block.reshape(-1), **fmt))
             out["in_words"] += cache[key]
@@ -343,11 +345,11 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_commands"] += 1
             # the decoder fills a buffer word a cycle unless its stream words run out first
             out["in_cycles"] += max(cache[key], -(-n // lanes))
-        row_step = math.ceil(ee * nn * F * p / R)
-        psum_words = math.ceil(t * R * row_step / (lanes // c.psum_lanes))
+        set_elems = r * R * math.ceil(ee * nn * F * p / (r * R))
+        psum_words = math.ceil(t * set_elems / (lanes // c.psum_lanes))
         for v in range(t):
             n = ee * nn * F * p
-            first = psum_words * lanes + v * R * row_step
+            first = psum_words * lanes + v * set_elems
             reads = (first + n - 1) // lanes - first // lanes + 1
             out["out_reads"] += reads
             out["out_values"] += n
@@ -411,7 +413,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     zeros = zeros if zeros is not None else ZeroStats(layer, ifmap, zero_fraction)
     issue_fraction = (zeros.issued(mapping.q) / zeros.slots
                       if c.zero_skipping and zeros.slots else 1.0)
-    full, rest = divmod(layer.C // layer.groups, mapping.q)
+    r = mapping.r
+    full, rest = divmod(layer.C // layer.groups, r * mapping.q)   # rest only when r = 1
     chunk_sizes = {mapping.q: full} if full else {}
     if rest:
         chunk_sizes[rest] = 1
@@ -421,9 +424,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     parts["stream"] += config_writes * (cfg_words + 1)
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
-        pes = t * R * ee
-        row_step = math.ceil(ee * nn * F * p / R)
-        out_words = math.ceil(t * R * row_step / lanes)
+        pes = t * r * R * ee
+        set_elems = r * R * math.ceil(ee * nn * F * p / (r * R))
+        out_words = math.ceil(t * set_elems / lanes)
         bias_words = math.ceil(t * p / ppw)
         dram["command"] += mult * (1 + (not rlc_out))  # bias WRITE (and READ) headers
         dram["bias"] += mult * bias_words
@@ -435,8 +438,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["stream"] += mult * (out_words + 3)
         for q, nchunks in chunk_sizes.items():
             k = mult * nchunks
-            fwords = math.ceil(t * R * S * q * p / lanes)
-            iwords = math.ceil(nn * q * rows_in * Wp / lanes)
+            fwords = math.ceil(t * r * R * S * q * p / lanes)
+            iwords = math.ceil(nn * r * q * rows_in * Wp / lanes)
             dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
             dram["filter"] += k * fwords
             counts["glb_host_writes"] += k * (fwords + iwords)
@@ -451,12 +454,12 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             windows_total += k * pes * nn * F * p      # output windows of each filter slot
             counts["psum_spad_reads"] += k * pes * nn * F * p * max(0, S * q - 1)
             # network transfers (each one a global-buffer read or write)
-            counts["noc_filter_transfers"] += k * t * R * p * q * S
-            counts["noc_ifmap_transfers"] += k * nn * q * row_len * (rows_in if U < R
-                                                                     else R * ee)
+            counts["noc_filter_transfers"] += k * t * r * R * p * q * S
+            counts["noc_ifmap_transfers"] += k * nn * r * q * row_len * (rows_in if U < R
+                                                                         else R * ee)
             counts["noc_psum_transfers"] += k * t * p * ee * F * nn
             counts["noc_output_transfers"] += k * t * p * ee * F * nn
-            shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in)
+            shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in, r=r)
             if shape not in shape_cycles:
                 shape_cycles[shape] = pass_cycles(c, layer, shape, issue_fraction)
             load, run, _ = shape_cycles[shape]
@@ -573,11 +576,12 @@ def exact_run_cycles(config, layer, mapping, cache=None):
     chunks = list(iter_chunks(layer, mapping))
     for blk in iter_blocks(layer, mapping):
         for ci, (_, q) in enumerate(chunks):
-            key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, q, ci == 0, last)
+            key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0, last)
             if key not in cache:
                 program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
                                            last_chunk=ci == len(chunks) - 1)
-                cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last)
+                cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last,
+                                             r=blk.r)
                 simulated += 1
             cycles, last = cache[key]
             total += cycles

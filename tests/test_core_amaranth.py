@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rsaccel import preset
-from rsaccel.gen.compiler import compile_layer, plan_mapping, unpack_outputs
+from rsaccel.gen.compiler import Layer, Mapping, compile_layer, plan_mapping, unpack_outputs
 from rsaccel.gen.mapper import choose_mapping
 from rsaccel.hw.core import CoreError
 from rsaccel.sim.amaranth_tb import run_core
@@ -74,6 +74,51 @@ def test_model_cycles_equal_rtl(name, rule):
     assert model.cycle_model == "exact"
     assert model.cycles == state["counters"]["cycles"], (
         f"{name} {mapping}: model {model.cycles} cycles, RTL {state['counters']['cycles']}")
+
+
+#: Mappings with r > 1 channel sets per filter set (their psums add up in the array). The
+#: 4-row array is the smallest where a filter of R = 2 gets two channel sets.
+R_CASES = {
+    "pointwise_r3": (TINY, TEST_LAYERS["pointwise_stacked_sets"][0],
+                     Mapping(e=4, t=1, p=5, q=1, n=1, r=3, active_pes=12)),
+    "stride_ge_R_r2": (TINY, Layer(N=1, C=4, M=3, H=7, W=7, R=1, S=3, stride=2, pad=1),
+                       Mapping(e=4, t=1, p=3, q=2, n=1, r=2, active_pes=8)),
+    "rows4_r2_batch2": (TINY.replace(rows=4),
+                        Layer(N=2, C=4, M=5, H=6, W=6, R=2, S=2, pad=1, relu=True, out_shift=2),
+                        Mapping(e=4, t=1, p=5, q=2, n=2, r=2, active_pes=16)),
+    "rows4_t2_r2": (TINY.replace(rows=4), Layer(N=1, C=6, M=7, H=5, W=5, R=1, S=2),
+                    Mapping(e=4, t=2, p=4, q=3, n=1, r=2, active_pes=16)),
+}
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("name", sorted(R_CASES))
+def test_channel_sets(name, stall):
+    # r channel sets: bit-exact, every counter as modelled, and with no stalls the cycles too
+    config, layer, mapping = R_CASES[name]
+    x, w, b = layer_tensors(config, layer, seed=len(name), zeros=0.3)
+    compiled = compile_layer(config, layer, x, w, b, mapping)
+    words, state = run_core(config, compiled.words, sum(r["words"] for r in compiled.reads) + 1,
+                            stall=stall, seed=len(name), max_cycles=400000)
+    assert state["error"] == CoreError.NONE
+    assert np.array_equal(unpack_outputs(config, compiled, words),
+                          reference(config, layer, x, w, b))
+    c = state["counters"]
+    assert c["macs"] + c["gated_macs"] == compiled.mac_slots >= layer.macs
+    model = model_layer(config, layer, mapping, ifmap=x)
+    wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
+    assert not wrong, f"{name}: model vs RTL {wrong}"
+    if stall == 0.0:
+        assert model.cycles == c["cycles"], (model.cycles, c["cycles"])
+
+
+def test_channel_sets_cut_psum_transfers():
+    # the point of r: the same layer moves 1/r of the psums through the psum networks
+    config, layer, mapping = R_CASES["pointwise_r3"]
+    single = model_layer(config, layer, Mapping(e=4, t=1, p=5, q=1, n=1, active_pes=4))
+    triple = model_layer(config, layer, mapping)
+    assert triple.counts["noc_psum_transfers"] * 3 == single.counts["noc_psum_transfers"]
+    assert triple.counts["macs"] + triple.counts["gated_macs"] == layer.macs
 
 
 def test_gated_macs_equal_zero_operands():
