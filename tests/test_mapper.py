@@ -38,7 +38,8 @@ def test_every_candidate_compiles_to_the_modelled_stream(name):
 
 @pytest.mark.parametrize("change, message", [
     (dict(q=5), "q*S=15 exceeds ifmap_spad_depth=12"),
-    (dict(t=2), "t*R=6 exceeds the array height rows=3"),
+    (dict(t=2), "t*r*R=6 exceeds the array height rows=3"),
+    (dict(r=2), "t*r*R=6 exceeds the array height rows=3"),
     (dict(e=5), "e=5 exceeds the array width cols=4"),
     (dict(p=9), "p=9 exceeds psum_spad_depth=8"),
     (dict(n=3), "n=3 exceeds the batch N=2"),
@@ -51,6 +52,31 @@ def test_check_mapping_names_the_limit(change, message):
     fields.update(change)
     with pytest.raises(LayerError, match=message.replace("*", r"\*").replace("(", r"\(")):
         check_mapping(TINY, layer, Mapping(active_pes=0, **fields))
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(q=2, r=2, n=1), "r=2 channel sets of q=2 do not divide the channels per group "
+                          "C/groups=6"),
+    (dict(q=1, r=3, n=2), "r=3 with stride U=1 >= R=1 needs n=1"),
+    (dict(q=1, r=0, n=1), "Mapping field 'r' must be a positive integer, not 0"),
+])
+def test_channel_set_limits_are_named(fields, message):
+    layer = Layer(N=2, C=6, M=4, H=6, W=6, R=1, S=3)
+    with pytest.raises(LayerError, match=message.replace("*", r"\*")):
+        check_mapping(TINY, layer, Mapping(e=2, t=1, p=2, active_pes=0, **fields))
+
+
+def test_candidates_include_channel_sets():
+    # an R = 1 layer on 3 rows: r = 3 channel sets of q = 1 or 2 are legal, r = 2 is not
+    # (2*q does not divide C = 6 for q = 2... but does for q = 1 and 3)
+    layer = Layer(N=1, C=6, M=4, H=6, W=6, R=1, S=3)
+    candidates = candidate_mappings(TINY, layer)
+    rs = {(mp.r, mp.q) for mp in candidates}
+    assert {(3, 1), (3, 2), (2, 1), (2, 3)} <= rs
+    assert (2, 2) not in rs
+    for mp in candidates:
+        check_mapping(TINY, layer, mp)
+        assert mp.active_pes == mp.t * mp.r * layer.R * mp.e
 
 
 def test_buffer_limit_is_named():
@@ -75,7 +101,8 @@ def test_choice_is_the_best_candidate(objective):
     mapping, model, count = choose_mapping(TINY, layer, objective=objective, zero_fraction=0.3)
     scores = []
     for mp in candidate_mappings(TINY, layer):
-        m = model_layer(TINY, layer, mp, zero_fraction=0.3)
+        # the mapper ranks with the fast cycle estimate (energy does not depend on it)
+        m = model_layer(TINY, layer, mp, zero_fraction=0.3, cycle_model="estimate")
         scores.append(m.total_energy if objective == "energy" else m.cycles)
     assert count == len(scores) > 10
     best = model.total_energy if objective == "energy" else model.cycles
