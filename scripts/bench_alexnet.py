@@ -117,16 +117,17 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"preset": args.preset, "batch": args.batch, "simulator": args.sim,
-            "seed": args.seed, "config": config.as_dict()}
+            "seed": args.seed, "mapper": args.mapper, "config": config.as_dict()}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "layers": rows,
                                                     "total": total}, indent=2) + "\n")
     lines = [
-        f"# AlexNet CONV on `{args.preset}` (batch {args.batch}, {args.sim})",
+        f"# AlexNet CONV on `{args.preset}` (batch {args.batch}, {args.sim}, "
+        f"{args.mapper} mapping)",
         "",
         "| layer | MACs (M) | cycles | Eyeriss cycles | utilisation | active PEs (Eyeriss) | "
         "passes | words in / MAC | words out / MAC | GLB accesses | gated MACs | bit-exact | "
-        "sim wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "model cycles | model counts exact | sim wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -134,9 +135,9 @@ def main(argv=None):
             f"| {r['utilisation']:.1%} | {r['active_pes']} ({r['eyeriss_active_pes']}) | "
             f"{r['passes']} | {r['words_in_per_mac']:.4f} | {r['words_out_per_mac']:.4f} | "
             f"{r['glb_accesses']:,} | {r['gated_macs']:,} | {r['bit_exact']} | "
-            f"{r['sim_wall_seconds']} |")
+            f"{r['model_cycles']:,} | {r['model_counts_exact']} | {r['sim_wall_seconds']} |")
     lines.append(f"| total | {total['macs'] / 1e6:.1f} | {total['cycles']:,} | "
-                 f"{total['eyeriss_cycles']:,} | {total['utilisation']:.1%} | | | | | | | | "
+                 f"{total['eyeriss_cycles']:,} | {total['utilisation']:.1%} | | | | | | | | | | "
                  f"{total['sim_wall_seconds']} |")
     lines += ["", "Eyeriss cycles: published processing latency at 200 MHz for batch 4 "
               "(reference section 5), scaled linearly to this run's batch."]

@@ -58,6 +58,9 @@ def alexnet():
         exact_seconds = time.perf_counter() - start
         simple = model_layer(config, nl.layer, plan_mapping(config, nl.layer),
                              zero_fraction=ref["zeros"])
+        fastest, fast_model, _ = choose_mapping(config, nl.layer, objective="cycles",
+                                                zero_fraction=ref["zeros"],
+                                                cycle_model="exact")
         dram = (model.counts["words_in"] + model.counts["words_out"]) * config.lanes
         rows.append({
             "layer": nl.name, "macs": nl.layer.macs, "mapping": mapping.as_dict(),
@@ -68,6 +71,8 @@ def alexnet():
             "dram_words_per_mac": dram / nl.layer.macs,
             "simple_rule": {"mapping": simple.mapping.as_dict(), "cycles": simple.cycles,
                             "energy_per_mac": simple.total_energy / nl.layer.macs},
+            "cycles_objective": {"mapping": fastest.as_dict(), "cycles": fast_model.cycles,
+                                 "energy_per_mac": fast_model.total_energy / nl.layer.macs},
             "eyeriss": {"mapping": ref["mapping"], "active_pes": ref["pes"],
                         "cycles": int(ref["ms"] * 1e-3 * 200e6), "zeros": ref["zeros"]},
         })
@@ -79,41 +84,48 @@ def alexnet():
 
 def model_vs_rtl():
     from rsaccel.sim.amaranth_tb import run_core
+    from rsaccel.sim.layer_cases import CHANNEL_SET_CASES, TEST_LAYERS, layer_tensors
     config = preset("tiny")
-    from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
-    rows = []
+    runs = []
     for name, (layer, zeros) in sorted(TEST_LAYERS.items()):
         x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
         seen = set()
         for rule in ("simple", "energy", "cycles"):
             mapping = (plan_mapping(config, layer) if rule == "simple" else
                        choose_mapping(config, layer, objective=rule, ifmap=x)[0])
-            if mapping in seen:
-                continue
-            seen.add(mapping)
-            check_mapping(config, layer, mapping)
-            compiled = compile_layer(config, layer, x, w, b, mapping)
-            expect = sum(r["words"] for r in compiled.reads) + 1
-            _, state = run_core(config, compiled.words, expect, max_cycles=400000)
-            counters = state["counters"]
-            model = model_layer(config, layer, mapping, ifmap=x)
-            estimate = model_layer(config, layer, mapping, ifmap=x, cycle_model="estimate")
-            wrong = [k for k in COUNT_NAMES if model.counts[k] != counters[k]]
-            error = (model.cycles - counters["cycles"]) / counters["cycles"]
-            est_error = (estimate.cycles - counters["cycles"]) / counters["cycles"]
-            rows.append({"layer": name, "rule": rule, "mapping": mapping.as_dict(),
-                         "counts_exact": not wrong, "wrong_counts": wrong,
-                         "rtl_cycles": counters["cycles"], "model_cycles": model.cycles,
-                         "cycle_error": error, "estimated_cycles": estimate.cycles,
-                         "estimate_error": est_error})
-            print(f"{name} ({rule}): counts {'exact' if not wrong else wrong}, cycles RTL "
-                  f"{counters['cycles']} model {model.cycles} ({error:+.1%}), estimate "
-                  f"{estimate.cycles} ({est_error:+.1%})")
+            if mapping not in seen:
+                seen.add(mapping)
+                runs.append((name, rule, config, layer, zeros, mapping))
+    # channel sets (r > 1), some on a 4-row array
+    for name, (cfg, layer, mapping) in sorted(CHANNEL_SET_CASES.items()):
+        runs.append((name, f"r={mapping.r}, rows={cfg.rows}", cfg, layer, 0.3, mapping))
+    rows = []
+    for name, rule, config, layer, zeros, mapping in runs:
+        x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
+        check_mapping(config, layer, mapping)
+        compiled = compile_layer(config, layer, x, w, b, mapping)
+        expect = sum(r["words"] for r in compiled.reads) + 1
+        _, state = run_core(config, compiled.words, expect, max_cycles=400000)
+        counters = state["counters"]
+        model = model_layer(config, layer, mapping, ifmap=x)
+        estimate = model_layer(config, layer, mapping, ifmap=x, cycle_model="estimate")
+        wrong = [k for k in COUNT_NAMES if model.counts[k] != counters[k]]
+        error = (model.cycles - counters["cycles"]) / counters["cycles"]
+        est_error = (estimate.cycles - counters["cycles"]) / counters["cycles"]
+        rows.append({"layer": name, "rule": rule, "mapping": mapping.as_dict(),
+                     "counts_exact": not wrong, "wrong_counts": wrong,
+                     "rtl_cycles": counters["cycles"], "model_cycles": model.cycles,
+                     "cycle_error": error, "estimated_cycles": estimate.cycles,
+                     "estimate_error": est_error})
+        print(f"{name} ({rule}): counts {'exact' if not wrong else wrong}, cycles RTL "
+              f"{counters['cycles']} model {model.cycles} ({error:+.1%}), estimate "
+              f"{estimate.cycles} ({est_error:+.1%})")
     return rows
 
 
 def write_alexnet(rows):
     total_cycles = sum(r["cycles"] for r in rows)
+    total_fast = sum(r["cycles_objective"]["cycles"] for r in rows)
     total_eyeriss = sum(r["eyeriss"]["cycles"] for r in rows)
     macs = sum(r["macs"] for r in rows)
     dram = sum(r["dram_words_per_mac"] * r["macs"] for r in rows) / macs
@@ -122,15 +134,16 @@ def write_alexnet(rows):
             "objective": "energy"}
     (RESULTS / "mapper_alexnet.json").write_text(json.dumps(
         {"meta": meta, "layers": rows, "total_cycles": total_cycles,
-         "eyeriss_total_cycles": total_eyeriss, "dram_words_per_mac": dram,
+         "eyeriss_total_cycles": total_eyeriss, "cycles_objective_total_cycles": total_fast,
+         "dram_words_per_mac": dram,
          "eyeriss_dram_words_per_mac": EYERISS_DRAM_PER_MAC}, indent=2) + "\n")
     lines = [
         "# Mapper on AlexNet CONV1-5 (`eyeriss` preset, batch 4) against Eyeriss",
         "",
         "| layer | mapping chosen (e t p q n r) | active PEs (Eyeriss) | Eyeriss mapping | "
         "model cycles (estimate) | Eyeriss cycles | DRAM words / MAC | energy / MAC | "
-        "search s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "search s | cycles objective: mapping, cycles, energy / MAC |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["mapping"]
@@ -140,10 +153,13 @@ def write_alexnet(rows):
             f"{r['active_pes']} ({r['eyeriss']['active_pes']}) | {r['eyeriss']['mapping']} | "
             f"{r['cycles']:,} ({r['estimated_cycles']:,}) | {r['eyeriss']['cycles']:,} | "
             f"{r['dram_words_per_mac']:.4f} | "
-            f"{r['energy_per_mac']:.2f} | {r['search_seconds']:.2f} |")
+            f"{r['energy_per_mac']:.2f} | {r['search_seconds']:.2f} | "
+            f"{' '.join(str(r['cycles_objective']['mapping'][k]) for k in 'etpqnr')}, "
+            f"{r['cycles_objective']['cycles']:,}, "
+            f"{r['cycles_objective']['energy_per_mac']:.2f} |")
     lines += [
         f"| total | | | | {total_cycles:,} | {total_eyeriss:,} | {dram:.4f} "
-        f"(Eyeriss {EYERISS_DRAM_PER_MAC}) | | |",
+        f"(Eyeriss {EYERISS_DRAM_PER_MAC}) | | | {total_fast:,} |",
         "",
         f"Made with `python scripts/bench_mapper.py` at commit {meta['commit']} on "
         f"{meta['date']}. Ifmap zero fractions are Eyeriss's measured ones; energy is in units "
@@ -155,18 +171,21 @@ def write_alexnet(rows):
         "",
         "## Where we differ, and why",
         "",
-        "- **Set placement.** rsaccel stacks PE sets only down the array (`t*R <= rows`), and a "
-        "set is at most `cols` wide. Eyeriss also places sets side by side (CONV1: two 11 x 7 "
-        "sets in 11 x 14 PEs), splits a wide set into segments below each other (CONV2: 5 x 14 "
-        "+ 5 x 13), and runs `r` sets on different channels that add their psums in the array "
-        "(CONV4/5: r = 2). None of the three exists in this hardware, so CONV1 gets one 11-row "
-        "set, CONV2 two 5-row sets at most 14 wide, and CONV3-5 up to four 3-row sets.",
-        "- **Cycles.** The model finds these layers bound by the psum networks, not the MACs. "
-        "The psum input and output networks each move one psum per cycle. Every channel pass "
-        "(`q` channels) reads and writes every psum of its block: `t*e*p*F*n` transfers, "
-        "against `p*q*S*F*n` MAC cycles per PE. For CONV3 with `t=3, e=13, q=4, S=3` that is "
-        "3.25 transfers per MAC cycle. Eyeriss keeps more channels in a pass (`q` and `r`) and "
-        "has wider psum paths.",
+        "- **Set placement.** rsaccel stacks PE sets only down the array: `t` filter sets, "
+        "each of `r` channel sets whose psums add up in the array, as Eyeriss's `r` "
+        "(`t*r*R <= rows`), each at most `cols` wide. Eyeriss also places sets side by side "
+        "(CONV1: two 11 x 7 sets in 11 x 14 PEs) and splits a wide set into segments below "
+        "each other (CONV2: 5 x 14 + 5 x 13). Neither exists here, so CONV1 gets one 11-row "
+        "set and CONV2 at most two 5-row sets at most 14 wide.",
+        "- **Cycles.** With the energy objective the layers are bound by the psum networks, "
+        "not the MACs. The psum input and output networks each move one psum per cycle. Every "
+        "channel pass (`r*q` channels) reads and writes every psum of its block: `t*e*p*F*n` "
+        "transfers, against `p*q*S*F*n` MAC cycles per PE. For CONV3 with `t=3, e=13, q=4, "
+        "S=3` that is 3.25 transfers per MAC cycle. Channel sets divide it by `r`: the cycles "
+        "objective picks `r = 4` for CONV3-5, where the ifmap network (each channel set needs "
+        "its own rows) and the filter and ifmap loading between passes, which does not "
+        "overlap with computing, bound the passes instead. The energy objective avoids `r` "
+        "there because fewer filters per block re-send the ifmap rows more often.",
         "- **Choice against Eyeriss's mapping.** The energy objective prefers fewer active PEs "
         "(t = 3, p = 16) over t = 4 on CONV3/4. The model counts every psum spill through the "
         "global buffer, so fewer, fuller filter blocks cost less energy. The `cycles` objective "
@@ -197,6 +216,9 @@ def write_rtl(rows):
     worst_estimate = max(abs(r["estimate_error"]) for r in rows)
     lines = [
         "# Analytical model against the RTL counters (`tiny` preset, no stalls)",
+        "",
+        "Every test layer with the compiler's simple rule and the mapper's energy and cycles "
+        "choices, then mappings with channel sets (`r > 1`), two of them on `tiny` with 4 rows.",
         "",
         "| layer | mapping rule | e t p q n r | 20 access counts | RTL cycles | model cycles | "
         "error | estimate | error |",

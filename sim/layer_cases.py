@@ -7,9 +7,10 @@ rows, batch N > 1, ReLU with a rounding shift, all-zero and dense inputs.
 
 import numpy as np
 
-from ..gen.compiler import Layer
+from ..config import preset
+from ..gen.compiler import Layer, Mapping
 
-__all__ = ["TEST_LAYERS", "layer_tensors"]
+__all__ = ["TEST_LAYERS", "CHANNEL_SET_CASES", "layer_tensors"]
 
 TEST_LAYERS = {
     "relu_shift_pad_multipass": (Layer(N=2, C=5, M=7, H=7, W=6, R=3, S=3, pad=1, relu=True,
@@ -21,6 +22,22 @@ TEST_LAYERS = {
     "strips": (Layer(N=1, C=1, M=2, H=12, W=5, R=3, S=3), 0.3),
     "all_zero": (Layer(N=1, C=2, M=3, H=5, W=5, R=3, S=3, pad=1, relu=True), 1.0),
     "wide_filter": (Layer(N=1, C=1, M=2, H=4, W=14, R=2, S=7, stride=2, out_shift=8), 0.2),
+}
+
+#: ``name: (config, layer, mapping)`` with ``r > 1`` channel sets per filter set (their psums
+#: add up in the array), which ``TEST_LAYERS``' mappings on ``tiny`` rarely pick. A 4-row
+#: array is the smallest where a filter of R = 2 gets two channel sets.
+CHANNEL_SET_CASES = {
+    "pointwise_r3": (preset("tiny"), TEST_LAYERS["pointwise_stacked_sets"][0],
+                     Mapping(e=4, t=1, p=5, q=1, n=1, r=3, active_pes=12)),
+    "stride_ge_R_r2": (preset("tiny"), Layer(N=1, C=4, M=3, H=7, W=7, R=1, S=3, stride=2,
+                                             pad=1),
+                       Mapping(e=4, t=1, p=3, q=2, n=1, r=2, active_pes=8)),
+    "rows4_r2_batch2": (preset("tiny").replace(rows=4),
+                        Layer(N=2, C=4, M=5, H=6, W=6, R=2, S=2, pad=1, relu=True, out_shift=2),
+                        Mapping(e=4, t=1, p=5, q=2, n=2, r=2, active_pes=16)),
+    "rows4_t2_r2": (preset("tiny").replace(rows=4), Layer(N=1, C=6, M=7, H=5, W=5, R=1, S=2),
+                    Mapping(e=4, t=2, p=4, q=3, n=1, r=2, active_pes=16)),
 }
 
 

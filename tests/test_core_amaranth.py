@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from rsaccel import preset
-from rsaccel.gen.compiler import Layer, Mapping, compile_layer, plan_mapping, unpack_outputs
+from rsaccel.gen.compiler import Mapping, compile_layer, plan_mapping, unpack_outputs
 from rsaccel.gen.mapper import choose_mapping
 from rsaccel.hw.core import CoreError
 from rsaccel.sim.amaranth_tb import run_core
 from rsaccel.sim.golden import conv2d
-from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
+from rsaccel.sim.layer_cases import CHANNEL_SET_CASES, TEST_LAYERS, layer_tensors
 from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
 
 TINY = preset("tiny")
@@ -76,19 +76,7 @@ def test_model_cycles_equal_rtl(name, rule):
         f"{name} {mapping}: model {model.cycles} cycles, RTL {state['counters']['cycles']}")
 
 
-#: Mappings with r > 1 channel sets per filter set (their psums add up in the array). The
-#: 4-row array is the smallest where a filter of R = 2 gets two channel sets.
-R_CASES = {
-    "pointwise_r3": (TINY, TEST_LAYERS["pointwise_stacked_sets"][0],
-                     Mapping(e=4, t=1, p=5, q=1, n=1, r=3, active_pes=12)),
-    "stride_ge_R_r2": (TINY, Layer(N=1, C=4, M=3, H=7, W=7, R=1, S=3, stride=2, pad=1),
-                       Mapping(e=4, t=1, p=3, q=2, n=1, r=2, active_pes=8)),
-    "rows4_r2_batch2": (TINY.replace(rows=4),
-                        Layer(N=2, C=4, M=5, H=6, W=6, R=2, S=2, pad=1, relu=True, out_shift=2),
-                        Mapping(e=4, t=1, p=5, q=2, n=2, r=2, active_pes=16)),
-    "rows4_t2_r2": (TINY.replace(rows=4), Layer(N=1, C=6, M=7, H=5, W=5, R=1, S=2),
-                    Mapping(e=4, t=2, p=4, q=3, n=1, r=2, active_pes=16)),
-}
+R_CASES = CHANNEL_SET_CASES
 
 
 @pytest.mark.parametrize("stall", [0.0, 0.3])
