@@ -1,11 +1,13 @@
 """Layer compiler: maps a CNN layer onto the accelerator and emits its command/data stream.
 
-The mapping rule is deliberately simple (the optimising mapper is separate work): one
-row-stationary PE set is ``R`` PE rows by ``e`` columns (``e`` output rows of a strip); ``t``
-copies of the set are stacked down the array, each holding different filters (they share every
-ifmap value by multicast). Each PE interleaves ``p`` filters and ``q`` channels within its spads.
-Channels beyond ``q`` are processed in further passes whose psums spill to the global buffer
-and come back through the psum network; the first pass starts from the bias.
+The mapping rule is deliberately simple (the optimising mapper, :mod:`rsaccel.gen.mapper`,
+searches more): one row-stationary PE set is ``R`` PE rows by ``e`` columns (``e`` output rows
+of a strip); ``t`` copies of the set are stacked down the array, each holding different filters
+(they share every ifmap value by multicast). A mapping may make each of the ``t`` a stack of
+``r`` sets on different channels whose psums add up through the vertical links. Each PE
+interleaves ``p`` filters and ``q`` channels within its spads. Channels beyond ``r*q`` are
+processed in further passes whose psums spill to the global buffer and come back through the
+psum network; the first pass starts from the bias.
 
 Numbers in the stream follow ``docs/stream-format.md``; field layouts are the hardware's.
 """
@@ -19,7 +21,7 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split",
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "channel_set_problem",
            "BlockLayout", "block_layout", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program"]
 
@@ -148,6 +150,18 @@ def _check_fits(config, layer):
                          f"{config.acc_width}")
 
 
+def channel_set_problem(layer, mapping):
+    """Why ``mapping``'s channel sets (``r``) cannot run ``layer``, or None."""
+    r, q = mapping.r, mapping.q
+    cg, U, R = layer.C // layer.groups, layer.stride, layer.R
+    if r > 1 and cg % (r * q):
+        return f"r={r} channel sets of q={q} do not divide the channels per group C/groups={cg}"
+    if r > 1 and U >= R and mapping.n > 1:
+        return (f"r={r} with stride U={U} >= R={R} needs n=1 (the ifmap nest has no level "
+                f"left for images)")
+    return None
+
+
 def buffer_split(config, layer, e, n, q, p, t, r=1):
     """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
     ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
@@ -216,7 +230,8 @@ def plan_mapping(config, layer):
 
 class Block(NamedTuple):
     """One block of passes: a group, a run of images, a strip of output rows and a block of
-    filters; its channels are processed in chunks of ``q`` (one LOAD and one RUN pass each)."""
+    filters; its channels are processed in chunks of ``r*q`` (one LOAD and one RUN pass
+    each)."""
     g: int
     n0: int
     nn: int
@@ -329,7 +344,8 @@ class PassProgram(NamedTuple):
 
 
 def load_pass_program(config, layer, blk, q):
-    """The LOAD pass of ``blk``'s chunk of ``q`` channels: filters into the PE spads."""
+    """The LOAD pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set): filters
+    into the PE spads."""
     c, R, S = config, layer.R, layer.S
     p, t = blk.p, blk.t
     filter_base_word = c.glb_banks * c.glb_bank_depth
@@ -340,8 +356,9 @@ def load_pass_program(config, layer, blk, q):
 
 
 def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
-    """The RUN pass of ``blk``'s chunk of ``q`` channels. The first chunk starts from the
-    biases, the last writes requantised outputs; the others spill raw psums in place."""
+    """The RUN pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set). The first
+    chunk starts from the biases, the last writes requantised outputs; the others spill raw
+    psums in place."""
     c = config
     R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
@@ -497,11 +514,14 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     """
     layer.validate()
     mp = mapping or plan_mapping(config, layer)
+    problem = channel_set_problem(layer, mp)
+    if problem:
+        raise LayerError(f"Mapping {mp}: {problem}")
     c = config
     dw = c.data_width
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
     psum_elem_bits = c.psum_lanes * dw
-    R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
+    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
     cg, mg = layer.C // layer.groups, layer.M // layer.groups
     padded = np.pad(np.asarray(ifmap, dtype=np.int64),
                     ((0, 0), (0, 0), (layer.pad, layer.pad), (layer.pad, layer.pad)))

@@ -17,7 +17,8 @@ it, so no candidate just pads more); :func:`choose_mapping` scores each with
 
 import math
 
-from .compiler import LayerError, Mapping, _buffer_words, _check_fits, buffer_split
+from .compiler import (LayerError, Mapping, _buffer_words, _check_fits, buffer_split,
+                       channel_set_problem)
 from ..sim.perf_model import ZeroStats, model_layer
 
 __all__ = ["OBJECTIVES", "check_mapping", "candidate_mappings", "choose_mapping",
@@ -80,12 +81,9 @@ def _first_broken_limit(c, layer, mp):
         return f"e={mp.e} exceeds the array width cols={c.cols}"
     if mp.t * mp.r * R > c.rows:
         return f"t*r*R={mp.t * mp.r * R} exceeds the array height rows={c.rows}"
-    if mp.r > 1 and cg % (mp.r * mp.q):
-        return (f"r={mp.r} channel sets of q={mp.q} do not divide the channels per group "
-                f"C/groups={cg}")
-    if mp.r > 1 and U >= R and mp.n > 1:
-        return (f"r={mp.r} with stride U={U} >= R={R} needs n=1 (the ifmap nest has no level "
-                f"left for images)")
+    problem = channel_set_problem(layer, mp)
+    if problem:
+        return problem
     if mp.n > layer.N:
         return f"n={mp.n} exceeds the batch N={layer.N}"
     if mp.q > cg:

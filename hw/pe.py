@@ -44,7 +44,7 @@ def PECommand(config):
 
     Fields: ``op`` (:class:`PEOp`), ``s`` (filter width S), ``p`` (filters interleaved),
     ``q`` (channels interleaved), ``stride`` (U), ``width`` (outputs per row F), ``rows`` (rows to
-    convolve, RUN only), ``psum_in_en`` (add the ``psum_in`` stream; otherwise start from zero),
+    convolve, RUN only), ``psum_in_en`` (add the ``psum_in`` stream; otherwise add nothing),
     ``window`` (ifmap positions the ifmap spad holds as a ring, ``S <= window`` and
     ``window*q <= ifmap_spad_depth``; RUN only; larger windows let the ifmap stream run further
     ahead of the MACs, ``ifmap_spad_depth // q`` is best).
@@ -89,11 +89,10 @@ class ProcessingElement(wiring.Component):
 
         psum_out[f][k] = psum_in[f][k] + sum_{s<S} sum_{c<q} ifmap[c][f*U + s] * filt[k][c][s]
 
-    Each output starts from zero and ``psum_in`` is added by its last MAC slot, so a PE needs
-    the psum from below only when it finishes an output: the PEs of a vertical chain work on
-    the same output at once, a few cycles apart, instead of one output apart.
-
-    wrapped to ``acc_width`` bits. Filters stay in the filter spad across rows (row stationary);
+    wrapped to ``acc_width`` bits. Each output starts from zero and ``psum_in`` is added by its
+    last MAC slot, so a PE needs the psum from below only when it finishes an output: the PEs
+    of a vertical chain work on the same output at once, a few cycles apart, instead of one
+    output apart. Filters stay in the filter spad across rows (row stationary);
     the ifmap spad is a sliding window of ``S`` positions by ``q`` channels, refilled while the
     MACs of the current window run; the psum spad holds ``p`` accumulators.
 

@@ -19,7 +19,7 @@ class PsumSource(enum.Enum, shape=2):
     GIN = 0
     #: The local link from the PE below in the same column.
     BELOW = 1
-    #: Constant zero (the PE starts each output from zero).
+    #: Constant zero (nothing is added to the PE's own sums).
     ZERO = 2
 
 

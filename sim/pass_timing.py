@@ -14,7 +14,8 @@ and :func:`~rsaccel.gen.compiler.array_config_writes`), so model and stream cann
 apart. The input stream is taken as never stalling, as everywhere in the cycle model.
 
 The one state that crosses passes is the output network's round-robin pointer: it is an
-argument and a result, so a layer's passes can be chained exactly.
+argument and a result, so a layer's passes can be chained exactly (from reset, where it is 0,
+as the runtime runs a layer).
 
 Pure Python; about a microsecond per active PE and cycle. :mod:`rsaccel.sim.perf_model`
 caches results per distinct pass.
@@ -23,14 +24,21 @@ caches results per distinct pass.
 from collections import deque
 
 from ..gen.compiler import array_config_writes
+from ..hw.buffer_reader import BufferReader
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
+from ..hw.pe import PEOp
 from ..hw.pe_array import ArrayTarget, PsumSource
 from .nest_model import nest_points
 
 __all__ = ["run_pass_cycles"]
 
-_READER_FIFO_DEPTH = 4      # rsaccel.hw.buffer_reader.BufferReader.FIFO_DEPTH
-_PE_OUT_FIFO_DEPTH = 2      # the PE's psum output FIFO
+# Facts of the RTL the model relies on (checked against the RTL by the tests that compare
+# this model's cycles with the simulated core's):
+_READER_FIFO_DEPTH = BufferReader.FIFO_DEPTH
+_PE_OUT_FIFO_DEPTH = 2      # the PE's psum output FIFO (hw/pe.py)
+# During a RUN pass only the ifmap reader (global-buffer read client 1) and the psum reader
+# (client 2) read, and only the output writer writes, so the ifmap reader wins a bank both
+# ask for and the writer never waits (hw/core.py, hw/glb.py).
 
 
 class _Reader:
@@ -88,12 +96,17 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     """
     if config.zero_skipping:
         raise ValueError("run_pass_cycles does not model zero skipping")
+    if (program.pe_cmd.get("op") != PEOp.RUN or program.filt is not None
+            or None in (program.ifmap, program.psum, program.output)):
+        raise ValueError("run_pass_cycles models RUN passes with ifmap and psum nests and an "
+                         "output descriptor, and no filter nest")
     c = config
     rows, cols = c.rows, c.cols
     idw = c.noc_id_width
     cmd = program.pe_cmd
     S, P, Q, U, F = cmd["s"], cmd["p"], cmd["q"], cmd["stride"], cmd["width"]
     nrows, window = cmd["rows"], cmd["window"]
+    psum_in_en = cmd.get("psum_in_en", 1)
     row_len = (F - 1) * U + S
     enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r)
 
@@ -103,9 +116,13 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     for net in ("ifmap", "psum"):
         table = {}
         for tag in set(readers[net].tags):
-            table[tag] = [r * cols + cc for r in range(rows) for cc in range(cols)
-                          if enable[r][cc] and row_id[net][r] == tag[0]
-                          and col_id[net][r][cc] == tag[1]]
+            table[tag] = [row * cols + cc for row in range(rows) for cc in range(cols)
+                          if enable[row][cc] and row_id[net][row] == tag[0]
+                          and col_id[net][row][cc] == tag[1]]
+            if not table[tag]:
+                # the RTL drops the value and stops with NO_DESTINATION
+                raise ValueError(f"A {net} value tagged {tag} has no destination PE (the "
+                                 f"core would stop with NO_DESTINATION)")
         dests[net] = table
 
     npe = rows * cols
@@ -173,7 +190,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                 continue
             ok = (not stall) and out_f[i] * U + cur_s[i] < wpos[i]
             operand[i] = ok
-            if ok and cur_s[i] == S - 1 and cur_c[i] == Q - 1:
+            if ok and psum_in_en and cur_s[i] == S - 1 and cur_c[i] == Q - 1:
                 psum_ready[i] = True        # the window's last slots add psum_in
         # psum network head
         pr = readers["psum"]
@@ -237,8 +254,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
         p_grant = pb is not None and not (i_grant and ib == pb)
         # --- busy, as the core sees it this cycle (before the updates) -----------------------
         pe_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
-        sub_busy = (ir.busy() or pr.busy() or w_active or pe_busy or gather_valid
-                    or cycle < push_out + 1)
+        sub_busy = ir.busy() or pr.busy() or w_active or pe_busy or gather_valid
         if cycle >= wait_from and not sub_busy:
             return cycle + 1, last
         if cycle > limit:

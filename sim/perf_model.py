@@ -27,7 +27,8 @@ import math
 
 import numpy as np
 
-from ..gen.compiler import Layer, Mapping, iter_blocks, iter_chunks
+from ..gen.compiler import (Layer, LayerError, Mapping, channel_set_problem, iter_blocks,
+                            iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -395,6 +396,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
                          f"not {cycle_model!r}")
+    problem = channel_set_problem(layer, mapping)
+    if problem:
+        raise LayerError(f"Mapping {mapping}: {problem}")
     c = config
     costs = costs or EnergyCosts()
     if stream_words_per_cycle <= 0:
@@ -568,7 +572,8 @@ def exact_run_cycles(config, layer, mapping, cache=None):
     """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
     (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
     network's round-robin pointer from pass to pass. Distinct passes are simulated once
-    (``cache``, a dict, may be shared between calls). Returns ``(total, passes_simulated)``."""
+    (``cache``, a dict, may be shared between calls, of any layers and configurations).
+    Returns ``(total, passes_simulated)``. The output network's pointer starts at 0 (reset)."""
     from ..gen.compiler import run_pass_program
     from .pass_timing import run_pass_cycles
     cache = {} if cache is None else cache
@@ -576,7 +581,8 @@ def exact_run_cycles(config, layer, mapping, cache=None):
     chunks = list(iter_chunks(layer, mapping))
     for blk in iter_blocks(layer, mapping):
         for ci, (_, q) in enumerate(chunks):
-            key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0, last)
+            key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
+                   last)
             if key not in cache:
                 program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
                                            last_chunk=ci == len(chunks) - 1)

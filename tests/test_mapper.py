@@ -67,8 +67,8 @@ def test_channel_set_limits_are_named(fields, message):
 
 
 def test_candidates_include_channel_sets():
-    # an R = 1 layer on 3 rows: r = 3 channel sets of q = 1 or 2 are legal, r = 2 is not
-    # (2*q does not divide C = 6 for q = 2... but does for q = 1 and 3)
+    # an R = 1 layer on 3 rows and C = 6: r channel sets of q channels need r*q to divide 6,
+    # so (r, q) = (3, 1), (3, 2), (2, 1), (2, 3) are legal and (2, 2) is not
     layer = Layer(N=1, C=6, M=4, H=6, W=6, R=1, S=3)
     candidates = candidate_mappings(TINY, layer)
     rs = {(mp.r, mp.q) for mp in candidates}
@@ -232,3 +232,47 @@ def test_map_errors(tmp_path, capsys, argv, message):
     assert main(["map", "--preset", "tiny", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_pass_timing_refuses_what_it_does_not_model():
+    from rsaccel.gen.compiler import iter_blocks, load_pass_program, run_pass_program
+    from rsaccel.sim.nest_model import Nest
+    from rsaccel.sim.pass_timing import run_pass_cycles
+    layer = Layer(N=1, C=2, M=2, H=6, W=6, R=3, S=3)
+    mp = plan_mapping(TINY, layer)
+    blk = next(iter_blocks(layer, mp))
+    run = run_pass_program(TINY, layer, blk, mp.q, first_chunk=True, last_chunk=True)
+    cycles, _ = run_pass_cycles(TINY, layer, run, blk.t, blk.ee)
+    assert cycles > run.output["count"]
+    # one ifmap row more than the strip's PEs take: the RTL would stop with NO_DESTINATION
+    levels = list(run.ifmap.levels)
+    count, *steps = levels[1]
+    levels[1] = (count + 1, *steps)
+    extra = run._replace(ifmap=Nest(base=run.ifmap.base, levels=levels))
+    with pytest.raises(ValueError, match="no destination"):
+        run_pass_cycles(TINY, layer, extra, blk.t, blk.ee)
+    with pytest.raises(ValueError, match="models RUN passes"):
+        run_pass_cycles(TINY, layer, load_pass_program(TINY, layer, blk, mp.q), blk.t, blk.ee)
+    with pytest.raises(ValueError, match="zero skipping"):
+        run_pass_cycles(TINY.replace(zero_skipping=True), layer, run, blk.t, blk.ee)
+
+
+def test_exact_cycles_cache_is_shared_safely():
+    from rsaccel.sim.perf_model import exact_run_cycles
+    narrow = Layer(N=1, C=2, M=2, H=6, W=6, R=3, S=3)
+    wide = Layer(N=1, C=2, M=2, H=6, W=8, R=3, S=3)
+    alone = exact_run_cycles(TINY, wide, plan_mapping(TINY, wide))[0]
+    cache = {}
+    exact_run_cycles(TINY, narrow, plan_mapping(TINY, narrow), cache)
+    assert exact_run_cycles(TINY, wide, plan_mapping(TINY, wide), cache)[0] == alone
+
+
+def test_model_and_compiler_refuse_a_bad_channel_set_mapping():
+    layer = Layer(N=1, C=6, M=4, H=6, W=6, R=1, S=3)
+    bad = Mapping(e=2, t=1, p=2, q=2, n=1, r=2, active_pes=4)
+    x = np.zeros((1, 6, 6, 6), dtype=int)
+    with pytest.raises(LayerError, match="do not divide"):
+        model_layer(TINY, layer, bad)
+    with pytest.raises(LayerError, match="do not divide"):
+        compile_layer(TINY, layer, x, np.zeros((4, 6, 1, 3), dtype=int),
+                      np.zeros(4, dtype=int), bad)
