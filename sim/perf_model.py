@@ -276,9 +276,12 @@ def block_classes(layer, mapping):
     return classes, filters, config_writes
 
 
-#: Cycles a WRITE_RLC or READ_RLC command costs beyond its words or its buffer words (header,
-#: count word, pipeline start and end); an estimate like the RUN pass costs.
-_RLC_COMMAND_CYCLES = 5
+#: Cycles a WRITE_RLC / READ_RLC command costs beyond its words or its buffer words (header,
+#: count word, pipeline start and end, and the decoder's fragments cut short when its held
+#: words run out, which depends on the data). Estimates, fitted to the RTL on the RLC test
+#: layers (tiny, no stalls): the layers' cycles then come out within 0.6 % of the RTL's.
+_RLC_IN_COMMAND_CYCLES = 6
+_RLC_OUT_COMMAND_CYCLES = 7
 
 
 def rlc_words_expected(values, zero_fraction, config):
@@ -479,13 +482,14 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             dram["ifmap"] += coded["in_words"]
             parts["stream"] += max(coded["in_cycles"],
                                    math.ceil(coded["in_words"] / stream_words_per_cycle))
-            parts["stream"] += coded["in_commands"] * _RLC_COMMAND_CYCLES
+            parts["stream"] += coded["in_commands"] * _RLC_IN_COMMAND_CYCLES
         if rlc_out:
             dram["command"] += coded["out_commands"]
             dram["ofmap"] += coded["out_words"]
             counts["glb_host_reads"] += coded["out_reads"]
             # the output stream is taken as never stalling, as for a plain READ
-            parts["stream"] += coded["out_cycles"] + coded["out_commands"] * _RLC_COMMAND_CYCLES
+            parts["stream"] += (coded["out_cycles"]
+                                + coded["out_commands"] * _RLC_OUT_COMMAND_CYCLES)
     dram["command"] += 1
     dram["sync"] += 1
     counts["words_in"] = sum(v for k, v in dram.items() if k not in ("ofmap", "sync"))

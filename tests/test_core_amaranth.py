@@ -205,6 +205,23 @@ def test_layer_rlc(name, rlc_in, rlc_out):
     assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
 
 
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups",
+                                  "pointwise_stacked_sets"])
+def test_model_cycles_rlc_within_one_percent(name):
+    # coded commands cost a few cycles the model estimates (fitted on other data than this):
+    # the layer's cycles stay within 1 % of the RTL's with no stalls
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=len(name) + 11, zeros=zeros)
+    ref = reference(TINY, layer, x, w, b)
+    mapping = mapping_for("energy", layer, x)
+    compiled = compile_layer(TINY, layer, x, w, b, mapping, rlc_in=True, rlc_out=True)
+    model = model_layer(TINY, layer, mapping, ifmap=x, rlc_in=True, rlc_out=True, ofmap=ref)
+    words, state = run_core(TINY, compiled.words, model.counts["words_out"], stall=0.0)
+    assert np.array_equal(unpack_outputs(TINY, compiled, words), ref)
+    rtl = state["counters"]["cycles"]
+    assert abs(model.cycles - rtl) <= 0.01 * rtl, (model.cycles, rtl)
+
+
 SKIPPING = TINY.replace(zero_skipping=True)
 
 
