@@ -428,7 +428,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words
-    parts["stream"] += config_writes * (cfg_words + 1)
+    parts["stream"] += config_writes * _cycles_per_words(cfg_words, stream_words_per_cycle)
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
