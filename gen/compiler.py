@@ -166,15 +166,14 @@ def buffer_split(config, layer, e, n, q, p, t, r=1):
     """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
     ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
     banks)."""
-    lanes, ppw = config.lanes, config.lanes // config.psum_lanes
+    lanes = config.lanes
     rows_in = (e - 1) * layer.stride + layer.R
-    row_step = math.ceil(e * n * layer.F * p / (r * layer.R))
-    psum_elems = t * r * layer.R * row_step
+    lay = block_layout(config, layer, Block(0, 0, n, 0, e, rows_in, 0, t, p, r))
     return {
         "ifmap": math.ceil(n * r * q * rows_in * layer.Wp / lanes),
-        "psum": math.ceil(psum_elems / ppw),
-        "output": math.ceil(psum_elems / lanes),
-        "bias": math.ceil(p * t / ppw),
+        "psum": lay.out_word - lay.psum_word,
+        "output": lay.out_words,
+        "bias": lay.ifmap_word - lay.bias_word,
         "filter": math.ceil(t * r * layer.R * p * q * layer.S / lanes),
     }
 

@@ -27,8 +27,8 @@ import math
 
 import numpy as np
 
-from ..gen.compiler import (Layer, LayerError, Mapping, channel_set_problem, iter_blocks,
-                            iter_chunks)
+from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout,
+                            channel_set_problem, iter_blocks, iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -317,7 +317,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     c = config
     fmt = dict(run_width=c.rlc_run_width, level_width=c.rlc_level_width,
                word_width=c.stream_width)
-    R, U, F, lanes = layer.R, layer.stride, layer.F, c.lanes
+    U, F, lanes = layer.stride, layer.F, c.lanes
     cg, mg = layer.C // layer.groups, layer.M // layer.groups
     ofz = zero_fraction if ofmap_zero_fraction is None else ofmap_zero_fraction
     padded = None
@@ -349,11 +349,10 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_commands"] += 1
             # the decoder fills a buffer word a cycle unless its stream words run out first
             out["in_cycles"] += max(cache[key], -(-n // lanes))
-        set_elems = r * R * math.ceil(ee * nn * F * p / (r * R))
-        psum_words = math.ceil(t * set_elems / (lanes // c.psum_lanes))
+        lay = block_layout(c, layer, blk)
         for v in range(t):
             n = ee * nn * F * p
-            first = psum_words * lanes + v * set_elems
+            first = lay.out_word * lanes + v * lay.set_elems
             reads = (first + n - 1) // lanes - first // lanes + 1
             out["out_reads"] += reads
             out["out_values"] += n
@@ -432,8 +431,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
-        set_elems = r * R * math.ceil(ee * nn * F * p / (r * R))
-        out_words = math.ceil(t * set_elems / lanes)
+        out_words = block_layout(c, layer, Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r)).out_words
         bias_words = math.ceil(t * p / ppw)
         dram["command"] += mult * (1 + (not rlc_out))  # bias WRITE (and READ) headers
         dram["bias"] += mult * bias_words

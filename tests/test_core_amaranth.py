@@ -27,9 +27,9 @@ def mapping_for(rule, layer, x):
     return choose_mapping(TINY, layer, objective=rule, ifmap=x)[0]
 
 
-@pytest.mark.parametrize("rule", ["simple", "energy", "cycles"])
-@pytest.mark.parametrize("name", sorted(TEST_LAYERS))
-def test_layer(name, rule):
+def run_test_layer(name, rule, **run):
+    """Compile test layer ``name`` under mapping ``rule`` (skipping a mapper rule that picks
+    the simple one) and run it through the core; returns what the checks need."""
     layer, zeros = TEST_LAYERS[name]
     x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
     mapping = mapping_for(rule, layer, x)
@@ -37,8 +37,16 @@ def test_layer(name, rule):
         pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
     compiled = compile_layer(TINY, layer, x, w, b, mapping)
     expect = sum(r["words"] for r in compiled.reads) + 1
-    words, state = run_core(TINY, compiled.words, expect, stall=0.3, seed=len(name))
+    words, state = run_core(TINY, compiled.words, expect, **run)
     assert state["error"] == CoreError.NONE
+    return layer, (x, w, b), mapping, compiled, expect, words, state
+
+
+@pytest.mark.parametrize("rule", ["simple", "energy", "cycles"])
+@pytest.mark.parametrize("name", sorted(TEST_LAYERS))
+def test_layer(name, rule):
+    layer, (x, w, b), mapping, compiled, expect, words, state = run_test_layer(
+        name, rule, stall=0.3, seed=len(name))
     ofmap = unpack_outputs(TINY, compiled, words)
     ref = reference(TINY, layer, x, w, b)
     bad = np.argwhere(ofmap != ref)
@@ -61,15 +69,8 @@ def test_layer(name, rule):
 def test_model_cycles_equal_rtl(name, rule):
     # with a stream that never stalls the model's cycles are the RTL's, to the cycle (the
     # exact model steps every distinct RUN pass; the rest is costed from the stream words)
-    layer, zeros = TEST_LAYERS[name]
-    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
-    mapping = mapping_for(rule, layer, x)
-    if rule != "simple" and mapping == plan_mapping(TINY, layer):
-        pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
-    compiled = compile_layer(TINY, layer, x, w, b, mapping)
-    expect = sum(r["words"] for r in compiled.reads) + 1
-    _, state = run_core(TINY, compiled.words, expect, stall=0.0, max_cycles=400000)
-    assert state["error"] == CoreError.NONE
+    layer, (x, _, _), mapping, _, _, _, state = run_test_layer(name, rule, stall=0.0,
+                                                              max_cycles=400000)
     model = model_layer(TINY, layer, mapping, ifmap=x)
     assert model.cycle_model == "exact"
     assert model.cycles == state["counters"]["cycles"], (
