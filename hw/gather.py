@@ -25,6 +25,8 @@ class GatherNetwork(wiring.Component):
     Latency and back-pressure
     -------------------------
     One register stage: a value appears on ``o`` the cycle after it is taken from its source.
+    The arbiter and the output multiplexer are parallel (a carry chain and OR trees), so the
+    logic depth grows with log2 of the number of sources, not linearly.
     A new value is taken only when the output register is empty or being emptied, so
     back-pressure on ``o`` holds every source; nothing is lost.
 
@@ -49,34 +51,47 @@ class GatherNetwork(wiring.Component):
         rows, cols = self._rows, self._cols
         n = rows * cols
         sources = [self.i[r][c] for r in range(rows) for c in range(cols)]
-        last = Signal(range(n))                 # index served most recently
         can_take = Signal()
         m.d.comb += can_take.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        valid = Cat(s.valid for s in sources)
-        # prefer the first valid source after `last`, else the first valid source overall
-        after = Signal(n)
-        m.d.comb += after.eq(valid & ~((Const(1, n + 1) << (last + 1)) - 1)[:n])
-        grant = Signal(range(n))
-        found = Signal()
-        for idx in reversed(range(n)):
-            with m.If(valid[idx]):
-                m.d.comb += [grant.eq(idx), found.eq(1)]
-        found_after = Signal()
-        for idx in reversed(range(n)):
-            with m.If(after[idx]):
-                m.d.comb += [grant.eq(idx), found_after.eq(1)]
+        # The arbiter is parallel (carry-chain and OR-tree depth, not a chain over the
+        # sources): `above` marks the sources after the one served last (after reset: after
+        # source 0). The lowest valid source of `valid & above`, else of `valid`, is the
+        # lowest set bit of the 2n-bit vector Cat(valid & above, valid), folded to n bits.
+        valid = Signal(n)
+        m.d.comb += valid.eq(Cat(s.valid for s in sources))
+        above = Signal(n, init=((1 << n) - 1) & ~1)
+        both = Signal(2 * n)
+        m.d.comb += both.eq(Cat(valid & above, valid))
+        lowest = Signal(2 * n)
+        m.d.comb += lowest.eq(both & (~both + 1))
+        grant = Signal(n)                       # one-hot; zero when no source is valid
+        m.d.comb += grant.eq(lowest[:n] | lowest[n:])
+        take = Signal()
+        m.d.comb += take.eq(can_take & valid.any())
 
-        with m.If(can_take & found):
-            m.d.sync += [last.eq(grant), self.o.valid.eq(1)]
-            for idx, src in enumerate(sources):
-                with m.If(grant == idx):
-                    m.d.comb += src.ready.eq(1)
-                    m.d.sync += [
-                        self.o.payload.row.eq(idx // cols),
-                        self.o.payload.col.eq(idx % cols),
-                        self.o.payload.data.eq(src.payload),
-                    ]
+        with m.If(take):
+            m.d.sync += [
+                above.eq(~((grant << 1) - 1)),  # sources strictly after the granted one
+                self.o.valid.eq(1),
+                self.o.payload.row.eq(_select(grant, [C(idx // cols) for idx in range(n)])),
+                self.o.payload.col.eq(_select(grant, [C(idx % cols) for idx in range(n)])),
+                self.o.payload.data.eq(_select(grant, [s.payload for s in sources])),
+            ]
+        for idx, src in enumerate(sources):
+            m.d.comb += src.ready.eq(take & grant[idx])
         return m
+
+
+def _select(one_hot, values):
+    """The value whose bit is set in ``one_hot`` (zero if none): an AND-OR mux, reduced as a
+    balanced tree so its depth grows with log2 of the number of values."""
+    width = max(Value.cast(v).shape().width for v in values)
+    terms = [Value.cast(v).as_unsigned() & one_hot[idx].replicate(width)
+             for idx, v in enumerate(values)]
+    while len(terms) > 1:
+        terms = [terms[k] | terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]

@@ -229,9 +229,12 @@ class PEArray(wiring.Component):
         # status
         flat = [pes[r][c] for r in range(rows) for c in range(cols)]
         m.d.comb += self.busy.eq(Cat(pe.busy for pe in flat).any() | self.out.valid)
-        for pe in reversed(flat):
-            with m.If(pe.error != PEError.NONE):
-                m.d.comb += self.error.eq(pe.error)
+        # the lowest-indexed PE's error, chosen by a balanced tree of pairwise choices
+        errors = [pe.error for pe in flat]
+        while len(errors) > 1:
+            errors = [Mux(errors[k] != PEError.NONE, errors[k], errors[k + 1])
+                      if k + 1 < len(errors) else errors[k] for k in range(0, len(errors), 2)]
+        m.d.comb += self.error.eq(errors[0])
         for idx, pe in enumerate(flat):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)
         from .pe import PE_COUNTER_NAMES
@@ -240,5 +243,14 @@ class PEArray(wiring.Component):
             with m.If(self.clear_totals):
                 m.d.sync += total.eq(0)
             with m.Else():
-                m.d.sync += total.eq(total + sum(pe.events[name] for pe in flat))
+                m.d.sync += total.eq(total + _adder_tree([pe.events[name] for pe in flat]))
         return m
+
+
+def _adder_tree(values):
+    """Sum of ``values`` as a balanced tree of adders (depth log2 of their number)."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
