@@ -21,7 +21,7 @@ __all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COU
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 2
+STREAM_FORMAT_VERSION = 3
 
 
 class Opcode(enum.Enum, shape=8):

@@ -15,7 +15,7 @@ COUNT_WIDTH = 16
 
 
 def NestDescriptor(id_width):
-    """Layout of a loop nest: a starting point and, per level, a count and three strides.
+    """Layout of a loop nest: a starting point and, per level, a count and three jumps.
 
     The points are, with level 0 innermost::
 
@@ -24,14 +24,21 @@ def NestDescriptor(id_width):
             row  = row0 + sum(i_k * row_step_k)      (modulo 2**id_width)
             col  = col0 + sum(i_k * col_step_k)      (modulo 2**id_width)
 
-    A zero count anywhere gives no points. Strides are two's complement. This is the layout on
-    the command stream; a :class:`LoopNest` may keep fewer address and count bits inside.
+    On the stream each level carries, instead of its stride, its *jump*: what the point adds
+    when level ``k`` advances and every level below it starts over::
+
+        addr_jump_k = addr_step_k - sum_{j<k} (count_j - 1) * addr_step_j
+
+    (likewise ``row_jump`` and ``col_jump``; see :meth:`rsaccel.sim.nest_model.Nest.as_fields`),
+    so the generator needs one adder per tag and no per-level running values. A zero count
+    anywhere gives no points. Jumps are two's complement. This is the layout on the command
+    stream; a :class:`LoopNest` may keep fewer address and count bits inside.
     """
     level = data.StructLayout({
         "count": COUNT_WIDTH,
-        "addr_step": ADDR_WIDTH,
-        "row_step": id_width,
-        "col_step": id_width,
+        "addr_jump": ADDR_WIDTH,
+        "row_jump": id_width,
+        "col_jump": id_width,
     })
     return data.StructLayout({
         "base": ADDR_WIDTH,
@@ -54,7 +61,8 @@ class LoopNest(wiring.Component):
     Accepts a descriptor when idle; the first point is valid on the next cycle, and then one
     point per cycle while ``o.ready`` is high. The point register holds its value until taken.
     ``last`` marks the final point. An empty nest produces nothing and returns to idle after one
-    cycle. No multiplier: each level keeps its running start values and adds its strides.
+    cycle. No multiplier and one adder per tag: each level keeps a down-counter of the points
+    left in it, and a point adds the jump of the lowest level that has not reached its end.
 
     Parameters
     ----------
@@ -100,27 +108,25 @@ class LoopNest(wiring.Component):
         idw, aw, cw = self._id_width, self._addr_width, self._count_width
         levels = range(NEST_LEVELS)
         # the descriptor as kept: only the address and count bits this nest computes with
-        desc = Signal(data.StructLayout({
-            "levels": data.ArrayLayout(data.StructLayout({
-                "count": cw, "addr_step": aw, "row_step": idw, "col_step": idw}), NEST_LEVELS),
-        }))
-        index = [Signal(cw, name=f"i{k}") for k in levels]
-        # running values of the current point contributed by levels >= k
-        addr = [Signal(aw, name=f"addr{k}") for k in levels]
-        row = [Signal(idw, name=f"row{k}") for k in levels]
-        col = [Signal(idw, name=f"col{k}") for k in levels]
+        last_index = Signal(data.ArrayLayout(cw, NEST_LEVELS))      # count - 1 per level
+        jumps = Signal(data.ArrayLayout(data.StructLayout({
+            "addr": aw, "row": idw, "col": idw}), NEST_LEVELS))
+        left = [Signal(cw, name=f"left{k}") for k in levels]       # iterations left in level k
+        addr = Signal(aw)
+        row = Signal(idw)
+        col = Signal(idw)
         active = Signal()      # a point is loaded in the output register or being generated
 
-        lv = desc.levels
-        last_index = [index[k] == lv[k].count - 1 for k in levels]
+        at_end = Signal(NEST_LEVELS)
+        m.d.comb += at_end.eq(Cat(left[k] == 0 for k in levels))
         is_last = Signal()
-        m.d.comb += is_last.eq(Cat(last_index).all())
+        m.d.comb += is_last.eq(at_end.all())
 
         m.d.comb += [
             self.desc.ready.eq(~active),
-            self.o.payload.addr.eq(addr[0]),
-            self.o.payload.row.eq(row[0]),
-            self.o.payload.col.eq(col[0]),
+            self.o.payload.addr.eq(addr),
+            self.o.payload.row.eq(row),
+            self.o.payload.col.eq(col),
             self.o.payload.last.eq(is_last),
             self.o.valid.eq(active),
             self.busy.eq(active),
@@ -129,31 +135,29 @@ class LoopNest(wiring.Component):
         with m.If(self.desc.valid & self.desc.ready):
             d = self.desc.payload
             empty = Cat(d.levels[k].count[:cw] == 0 for k in levels).any()
-            m.d.sync += active.eq(~empty)
+            m.d.sync += [active.eq(~empty), addr.eq(d.base[:aw]), row.eq(d.row),
+                         col.eq(d.col)]
             for k in levels:
-                m.d.sync += [desc.levels[k].count.eq(d.levels[k].count[:cw]),
-                             desc.levels[k].addr_step.eq(d.levels[k].addr_step[:aw]),
-                             desc.levels[k].row_step.eq(d.levels[k].row_step),
-                             desc.levels[k].col_step.eq(d.levels[k].col_step)]
-            for k in levels:
-                m.d.sync += [index[k].eq(0), addr[k].eq(d.base[:aw]), row[k].eq(d.row),
-                             col[k].eq(d.col)]
+                count_m1 = (d.levels[k].count[:cw] - 1)[:cw]
+                m.d.sync += [last_index[k].eq(count_m1), left[k].eq(count_m1),
+                             jumps[k].addr.eq(d.levels[k].addr_jump[:aw]),
+                             jumps[k].row.eq(d.levels[k].row_jump),
+                             jumps[k].col.eq(d.levels[k].col_jump)]
 
+        # the lowest level not at its end advances; the levels below it start over
+        jump = Signal.like(jumps[0])
+        for k in reversed(levels):
+            with m.If(~at_end[k]):
+                m.d.comb += jump.eq(jumps[k])
         with m.If(self.o.valid & self.o.ready):
             with m.If(is_last):
                 m.d.sync += active.eq(0)
-            # advance the lowest level that has not reached its end; reset the ones below it
+            m.d.sync += [addr.eq(addr + jump.addr), row.eq(row + jump.row),
+                         col.eq(col + jump.col)]
             for k in levels:
-                cond = Cat(last_index[:k]).all() if k else C(1)
-                lower_done = cond & ~last_index[k]
-                with m.If(lower_done):
-                    new_addr = (addr[k] + lv[k].addr_step)[:aw]
-                    new_row = (row[k] + lv[k].row_step)[:idw]
-                    new_col = (col[k] + lv[k].col_step)[:idw]
-                    m.d.sync += index[k].eq(index[k] + 1)
-                    for j in range(k + 1):
-                        m.d.sync += [addr[j].eq(new_addr), row[j].eq(new_row),
-                                     col[j].eq(new_col)]
+                below_done = at_end[:k].all() if k else C(1)
+                with m.If(below_done & ~at_end[k]):
+                    m.d.sync += left[k].eq(left[k] - 1)
                     for j in range(k):
-                        m.d.sync += index[j].eq(0)
+                        m.d.sync += left[j].eq(last_index[j])
         return m

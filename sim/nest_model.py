@@ -22,13 +22,26 @@ class Nest:
             raise ValueError(f"A nest has at most {NEST_LEVELS} levels, not {len(self.levels)}")
         return list(self.levels) + [(1, 0, 0, 0)] * (NEST_LEVELS - len(self.levels))
 
+    def jumps(self):
+        """Per level (innermost first), ``(addr, row, col)`` added to the point when that level
+        advances and the levels below it start over: its stride minus what the levels below
+        have added, ``step_k - sum_{j<k} (count_j - 1) * step_j``."""
+        rewound = [0, 0, 0]      # what the levels below have added at their last point
+        out = []
+        for n, *steps in self.padded():
+            out.append(tuple(step - back for step, back in zip(steps, rewound)))
+            rewound = [back + max(n - 1, 0) * step for back, step in zip(rewound, steps)]
+        return out
+
     def as_fields(self, id_width):
-        """Field dictionary for ``NestDescriptor(id_width)`` (two's complement strides)."""
+        """Field dictionary for ``NestDescriptor(id_width)`` (counts and two's complement
+        jumps, see :meth:`jumps`)."""
         amask, imask = (1 << ADDR_WIDTH) - 1, (1 << id_width) - 1
         return {
             "base": self.base & amask, "row": self.row & imask, "col": self.col & imask,
-            "levels": [{"count": n, "addr_step": a & amask, "row_step": r & imask,
-                        "col_step": c & imask} for n, a, r, c in self.padded()],
+            "levels": [{"count": n, "addr_jump": a & amask, "row_jump": r & imask,
+                        "col_jump": c & imask}
+                       for (n, *_), (a, r, c) in zip(self.padded(), self.jumps())],
         }
 
     @property
