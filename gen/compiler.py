@@ -501,6 +501,13 @@ def _pack_values(values, width, per_word):
             for k in range(0, len(values), per_word)]
 
 
+def check_rlc(config, rlc_in, rlc_out):
+    """Refuse RLC transfers (:class:`LayerError`) on a configuration built without the codec."""
+    if (rlc_in or rlc_out) and not config.rlc_codec:
+        raise LayerError("RLC transfers need the RLC codec, and this configuration has "
+                         "rlc_codec = False")
+
+
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
                   rlc_out=False):
     """Command/data stream words for ``layer`` with these tensors.
@@ -512,6 +519,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     stream is decoded with :func:`unpack_outputs`.
     """
     layer.validate()
+    check_rlc(config, rlc_in, rlc_out)
     mp = mapping or plan_mapping(config, layer)
     problem = channel_set_problem(layer, mp)
     if problem:

@@ -26,7 +26,8 @@ def text_report(manifest):
         "",
         f"PE array        {c['rows']} x {c['cols']} = {d['num_pes']} PEs, {dw}-bit data, "
         f"{aw}-bit psums, zero gating {'on' if c['zero_gating'] else 'off'}, "
-        f"zero skipping {'on' if c.get('zero_skipping') else 'off'}",
+        f"zero skipping {'on' if c.get('zero_skipping') else 'off'}, "
+        f"RLC codec {'on' if c.get('rlc_codec', True) else 'off'}",
         f"peak rate       {d['peak_macs_per_cycle']} MACs/cycle "
         f"({2 * d['peak_macs_per_cycle']} ops/cycle)",
         "",

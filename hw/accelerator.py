@@ -34,6 +34,7 @@ HARDWARE_PARAMETERS = {
     "param_max_ofmap_width": lambda c: c.max_ofmap_width,
     "param_zero_gating": lambda c: int(c.zero_gating),
     "param_zero_skipping": lambda c: int(c.zero_skipping),
+    "param_rlc_codec": lambda c: int(c.rlc_codec),
 }
 
 

@@ -139,7 +139,9 @@ class AcceleratorCore(wiring.Component):
         m = Module()
 
         m.submodules.array = array = PEArray(cfg)
-        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=5, write_clients=3)
+        rlc = cfg.rlc_codec
+        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=5 if rlc else 4,
+                                              write_clients=3 if rlc else 2)
         readers = {
             "filt": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
             "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
@@ -155,14 +157,15 @@ class AcceleratorCore(wiring.Component):
         wiring.connect(m, writer.glb, glb.wr[1])
         wiring.connect(m, array.out, writer.i)
         # the compressed DRAM path: stream -> decoder -> buffer, buffer -> encoder -> stream
-        m.submodules.rlc_decoder = decoder = RLCDecoder(cfg)
-        m.submodules.rlc_writer = rlc_writer = ElementWriter(cfg)
-        m.submodules.rlc_reader = rlc_reader = ElementReader(cfg)
-        m.submodules.rlc_encoder = encoder = RLCEncoder(cfg)
-        wiring.connect(m, rlc_writer.glb, glb.wr[2])
-        wiring.connect(m, rlc_reader.glb, glb.rd[4])
-        wiring.connect(m, rlc_reader.o, encoder.i)
-        wiring.connect(m, decoder.o, rlc_writer.i)
+        if rlc:
+            m.submodules.rlc_decoder = decoder = RLCDecoder(cfg)
+            m.submodules.rlc_writer = rlc_writer = ElementWriter(cfg)
+            m.submodules.rlc_reader = rlc_reader = ElementReader(cfg)
+            m.submodules.rlc_encoder = encoder = RLCEncoder(cfg)
+            wiring.connect(m, rlc_writer.glb, glb.wr[2])
+            wiring.connect(m, rlc_reader.glb, glb.rd[4])
+            wiring.connect(m, rlc_reader.o, encoder.i)
+            wiring.connect(m, decoder.o, rlc_writer.i)
 
         word = self.i.payload.data
         header_op = word[56:64]
@@ -233,10 +236,11 @@ class AcceleratorCore(wiring.Component):
                             m.next = "PASS_NEXT"
                         with m.Case(Opcode.SYNC):
                             m.next = "SYNC"
-                        with m.Case(Opcode.WRITE_RLC):
-                            m.next = "WRITE_RLC_WORDS"
-                        with m.Case(Opcode.READ_RLC):
-                            m.next = "READ_RLC_START"
+                        if rlc:      # without the codec these opcodes are BAD_OPCODE
+                            with m.Case(Opcode.WRITE_RLC):
+                                m.next = "WRITE_RLC_WORDS"
+                            with m.Case(Opcode.READ_RLC):
+                                m.next = "READ_RLC_START"
                         with m.Default():
                             m.d.sync += error.eq(CoreError.BAD_OPCODE)
                             m.next = "ERROR"
@@ -289,61 +293,62 @@ class AcceleratorCore(wiring.Component):
                         m.d.sync += [count.eq(count - 1), addr.eq(addr + 1),
                                      read_last_pending.eq(count == 1)]
                 leave_on_error()
-            with m.State("WRITE_RLC_WORDS"):
-                # the word count; the decoder and the element writer start together
-                with m.If(elements_out_of_range()):
-                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
-                    m.next = "ERROR"
-                with m.Else():
+            if rlc:
+                with m.State("WRITE_RLC_WORDS"):
+                    # the word count; the decoder and the element writer start together
+                    with m.If(elements_out_of_range()):
+                        m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += [
+                            needs_input.eq(1),
+                            decoder.job.payload.count.eq(count),
+                            decoder.job.payload.words.eq(word[:24]),
+                            decoder.job.payload.lane.eq(addr[:exact_log2(cfg.lanes)]),
+                            rlc_writer.job.payload.base.eq(addr),
+                            rlc_writer.job.payload.count.eq(count),
+                            # both are idle here (the previous job ended before IDLE)
+                            self.i.ready.eq(decoder.job.ready & rlc_writer.job.ready),
+                            decoder.job.valid.eq(self.i.valid & self.i.ready),
+                            rlc_writer.job.valid.eq(self.i.valid & self.i.ready),
+                        ]
+                        with m.If(self.i.valid & self.i.ready):
+                            m.next = "WRITE_RLC"
+                    leave_on_error()
+                with m.State("WRITE_RLC"):
                     m.d.comb += [
-                        needs_input.eq(1),
-                        decoder.job.payload.count.eq(count),
-                        decoder.job.payload.words.eq(word[:24]),
-                        decoder.job.payload.lane.eq(addr[:exact_log2(cfg.lanes)]),
-                        rlc_writer.job.payload.base.eq(addr),
-                        rlc_writer.job.payload.count.eq(count),
-                        # both are idle here (the previous job ended before IDLE)
-                        self.i.ready.eq(decoder.job.ready & rlc_writer.job.ready),
-                        decoder.job.valid.eq(self.i.valid & self.i.ready),
-                        rlc_writer.job.valid.eq(self.i.valid & self.i.ready),
+                        needs_input.eq(decoder.i.ready),
+                        decoder.i.valid.eq(self.i.valid),
+                        decoder.i.payload.eq(word),
+                        self.i.ready.eq(decoder.i.ready),
                     ]
-                    with m.If(self.i.valid & self.i.ready):
-                        m.next = "WRITE_RLC"
-                leave_on_error()
-            with m.State("WRITE_RLC"):
-                m.d.comb += [
-                    needs_input.eq(decoder.i.ready),
-                    decoder.i.valid.eq(self.i.valid),
-                    decoder.i.payload.eq(word),
-                    self.i.ready.eq(decoder.i.ready),
-                ]
-                with m.If(~decoder.busy & ~rlc_writer.busy & (decoder.error == RLCError.NONE)):
-                    m.next = "IDLE"
-                leave_on_error()
-            with m.State("READ_RLC_START"):
-                with m.If(elements_out_of_range()):
-                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
-                    m.next = "ERROR"
-                with m.Else():
+                    with m.If(~decoder.busy & ~rlc_writer.busy & (decoder.error == RLCError.NONE)):
+                        m.next = "IDLE"
+                    leave_on_error()
+                with m.State("READ_RLC_START"):
+                    with m.If(elements_out_of_range()):
+                        m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += [
+                            rlc_reader.job.payload.base.eq(addr),
+                            rlc_reader.job.payload.count.eq(count),
+                            encoder.job.payload.eq(count),
+                            rlc_reader.job.valid.eq(encoder.job.ready),
+                            encoder.job.valid.eq(rlc_reader.job.ready),
+                        ]
+                        with m.If(rlc_reader.job.ready & encoder.job.ready):
+                            m.next = "READ_RLC"
+                    leave_on_error()
+                with m.State("READ_RLC"):
                     m.d.comb += [
-                        rlc_reader.job.payload.base.eq(addr),
-                        rlc_reader.job.payload.count.eq(count),
-                        encoder.job.payload.eq(count),
-                        rlc_reader.job.valid.eq(encoder.job.ready),
-                        encoder.job.valid.eq(rlc_reader.job.ready),
+                        out_fifo.w_en.eq(encoder.o.valid),
+                        out_fifo.w_data.eq(Cat(encoder.o.payload, encoder.o.payload[sw - 1])),
+                        encoder.o.ready.eq(out_fifo.w_rdy),
                     ]
-                    with m.If(rlc_reader.job.ready & encoder.job.ready):
-                        m.next = "READ_RLC"
-                leave_on_error()
-            with m.State("READ_RLC"):
-                m.d.comb += [
-                    out_fifo.w_en.eq(encoder.o.valid),
-                    out_fifo.w_data.eq(Cat(encoder.o.payload, encoder.o.payload[sw - 1])),
-                    encoder.o.ready.eq(out_fifo.w_rdy),
-                ]
-                with m.If(~encoder.busy & ~rlc_reader.busy):
-                    m.next = "IDLE"
-                leave_on_error()
+                    with m.If(~encoder.busy & ~rlc_reader.busy):
+                        m.next = "IDLE"
+                    leave_on_error()
             with m.State("PASS_NEXT"):
                 # pick the lowest flag still to do and how many words it takes
                 with m.If(todo == 0):
@@ -408,8 +413,9 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += [error.eq(CoreError.PE_ERROR), self.pe_error.eq(array.error)]
             with m.Elif(array.dropped):
                 m.d.sync += error.eq(CoreError.NO_DESTINATION)
-            with m.Elif(decoder.error != RLCError.NONE):
-                m.d.sync += [error.eq(CoreError.BAD_RLC), self.rlc_error.eq(decoder.error)]
+            if rlc:
+                with m.Elif(decoder.error != RLCError.NONE):
+                    m.d.sync += [error.eq(CoreError.BAD_RLC), self.rlc_error.eq(decoder.error)]
             with m.Elif((self.timeout != 0) & (watchdog >= self.timeout)):
                 m.d.sync += error.eq(CoreError.TIMEOUT)
 
@@ -418,7 +424,8 @@ class AcceleratorCore(wiring.Component):
             | Cat((getattr(array, n).valid & getattr(array, n).ready)
                   for n in ("cfg", "cmd", "filt", "ifmap", "psum")).any()
             | (array.out.valid & array.out.ready)
-            | (decoder.o.valid & decoder.o.ready) | (encoder.i.valid & encoder.i.ready))
+            | ((decoder.o.valid & decoder.o.ready) | (encoder.i.valid & encoder.i.ready)
+               if rlc else C(0)))
         m.d.comb += state_busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("ERROR"))
         with m.If(activity | ~state_busy):
             m.d.sync += watchdog.eq(0)
@@ -441,8 +448,8 @@ class AcceleratorCore(wiring.Component):
             "glb_filter_reads": glb.rd[0].grant,
             "glb_ifmap_reads": glb.rd[1].grant,
             "glb_psum_reads": glb.rd[2].grant,
-            "glb_host_reads": glb.rd[3].grant | glb.rd[4].grant,
-            "glb_host_writes": glb.wr[0].grant | glb.wr[2].grant,
+            "glb_host_reads": glb.rd[3].grant | (glb.rd[4].grant if rlc else C(0)),
+            "glb_host_writes": glb.wr[0].grant | (glb.wr[2].grant if rlc else C(0)),
             "glb_output_writes": glb.wr[1].grant,
             "noc_filter_transfers": array.filt.valid & array.filt.ready,
             "noc_ifmap_transfers": array.ifmap.valid & array.ifmap.ready,

@@ -7,7 +7,8 @@ from amaranth.utils import bits_for
 
 from ..config import require_config
 
-__all__ = ["PEOp", "PEError", "PECommand", "PECounters", "PEEvents", "ProcessingElement"]
+__all__ = ["PEOp", "PEError", "PECommand", "PEDecoded", "decode_pe_command", "PECounters",
+           "PEEvents", "ProcessingElement"]
 
 
 class PEOp(enum.Enum, shape=2):
@@ -60,6 +61,60 @@ def PECommand(config):
         "psum_in_en": 1,
         "window": bits_for(config.ifmap_spad_depth),
     })
+
+
+def PEDecoded(config):
+    """Layout of what a PE derives from a :func:`PECommand` (see :func:`decode_pe_command`)."""
+    return data.StructLayout({
+        "qs": bits_for(config.ifmap_spad_depth ** 2),
+        "pqs": range(config.psum_spad_depth * config.ifmap_spad_depth ** 2 + 1),
+        "ring": bits_for(config.ifmap_spad_depth ** 2),
+        "row_len": bits_for(config.max_ifmap_row_width),
+        "win_step": bits_for(config.ifmap_spad_depth),
+        "error": PEError,
+    })
+
+
+def decode_pe_command(m, config, cmd):
+    """Add to ``m`` the logic that derives a command's products and checks it; returns a
+    :func:`PEDecoded` value.
+
+    ``qs = q*S``, ``pqs = p*q*S`` (filter spad entries), ``ring = window*q`` (ifmap spad
+    entries), ``row_len = (width-1)*stride + S`` (ifmap positions per row), ``win_step =
+    (stride mod window)*q`` (ring advance per output), and ``error``: the first check the
+    command fails, in :class:`PEError` order, except ``FILTER_MISMATCH``, which depends on the
+    PE's loaded filters. The logic is combinational and has multipliers, so
+    :class:`~rsaccel.hw.pe_array.PEArray` computes it once for all PEs, in a register stage.
+    """
+    cfg = config
+    dec = Signal(PEDecoded(cfg))
+    c_qs = cmd.q * cmd.s
+    c_pqs = cmd.p * c_qs
+    c_ring = cmd.window * cmd.q
+    is_run = cmd.op == PEOp.RUN
+    m.d.comb += [
+        dec.qs.eq(c_qs), dec.pqs.eq(c_pqs), dec.ring.eq(c_ring),
+        dec.row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
+        dec.win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window)) * cmd.q),
+    ]
+    with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
+              & (cmd.op != PEOp.CLEAR)):
+        m.d.comb += dec.error.eq(PEError.BAD_OP)
+    with m.Elif(cmd.op == PEOp.CLEAR):
+        m.d.comb += dec.error.eq(PEError.NONE)
+    with m.Elif((cmd.s == 0) | (cmd.p == 0) | (cmd.q == 0)
+                | ((cmd.op == PEOp.RUN) & (cmd.rows == 0))):
+        m.d.comb += dec.error.eq(PEError.ZERO_FIELD)
+    with m.Elif((c_pqs > cfg.filter_spad_depth) | (c_qs > cfg.ifmap_spad_depth)
+                | (cmd.p > cfg.psum_spad_depth)):
+        m.d.comb += dec.error.eq(PEError.SPAD_OVERFLOW)
+    with m.Elif(is_run & ((cmd.stride == 0) | (cmd.stride > cfg.max_stride))):
+        m.d.comb += dec.error.eq(PEError.BAD_STRIDE)
+    with m.Elif(is_run & ((cmd.width == 0) | (cmd.width > cfg.max_ofmap_width))):
+        m.d.comb += dec.error.eq(PEError.BAD_WIDTH)
+    with m.Elif(is_run & ((cmd.window < cmd.s) | (c_ring > cfg.ifmap_spad_depth))):
+        m.d.comb += dec.error.eq(PEError.BAD_WINDOW)
+    return dec
 
 
 #: Names of the PE performance counters, in order.
@@ -162,9 +217,14 @@ class ProcessingElement(wiring.Component):
     ----------
     config : AccelConfig
         Widths and spad depths.
+    predecoded : bool
+        Take the command's products and checks from the ``decoded`` input (which must
+        describe ``cmd.payload``, see :func:`decode_pe_command`) instead of computing them.
 
     Attributes
     ----------
+    decoded : In(PEDecoded(config))
+        Only with ``predecoded``: :func:`decode_pe_command` of ``cmd.payload``.
     cmd : In(stream.Signature(PECommand(config)))
         Commands; one is accepted when the previous one has finished issuing (CLEAR waits until
         the pipeline is empty, so it zeroes final counts). An invalid command is dropped and
@@ -188,11 +248,13 @@ class ProcessingElement(wiring.Component):
         If ``config`` is not an :class:`AccelConfig`.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, predecoded=False):
         require_config(config)
         self._config = config
+        self._predecoded = bool(predecoded)
         super().__init__({
             "cmd": In(stream.Signature(PECommand(config))),
+            **({"decoded": In(PEDecoded(config))} if predecoded else {}),
             "filt": In(stream.Signature(signed(config.data_width))),
             "ifmap": In(stream.Signature(signed(config.data_width))),
             "psum_in": In(stream.Signature(signed(config.acc_width))),
@@ -248,31 +310,14 @@ class ProcessingElement(wiring.Component):
         win_step = Signal(slot_w)      # (U mod window)*q: ring advance from window to window
         n_reg = Signal(slot_w)         # q*S: MAC slots (of p filters each) per window
 
-        # --- command decoding ---------------------------------------------------------------
+        # --- command decoding (here, or once for the array: ``decoded`` input) ------------
         cmd = self.cmd.payload
-        c_qs = cmd.q * cmd.s
-        c_pqs = Signal(range(cfg.psum_spad_depth * cfg.ifmap_spad_depth ** 2 + 1))
-        m.d.comb += c_pqs.eq(cmd.p * c_qs)
-        c_ring = cmd.window * cmd.q
+        dec = self.decoded if self._predecoded else decode_pe_command(m, cfg, cmd)
+        c_pqs = dec.pqs
         is_run = cmd.op == PEOp.RUN
         cmd_error = Signal(PEError)
-        with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
-                  & (cmd.op != PEOp.CLEAR)):
-            m.d.comb += cmd_error.eq(PEError.BAD_OP)
-        with m.Elif(cmd.op == PEOp.CLEAR):
-            m.d.comb += cmd_error.eq(PEError.NONE)
-        with m.Elif((cmd.s == 0) | (cmd.p == 0) | (cmd.q == 0)
-                    | ((cmd.op == PEOp.RUN) & (cmd.rows == 0))):
-            m.d.comb += cmd_error.eq(PEError.ZERO_FIELD)
-        with m.Elif((c_pqs > cfg.filter_spad_depth) | (c_qs > cfg.ifmap_spad_depth)
-                    | (cmd.p > cfg.psum_spad_depth)):
-            m.d.comb += cmd_error.eq(PEError.SPAD_OVERFLOW)
-        with m.Elif(is_run & ((cmd.stride == 0) | (cmd.stride > cfg.max_stride))):
-            m.d.comb += cmd_error.eq(PEError.BAD_STRIDE)
-        with m.Elif(is_run & ((cmd.width == 0) | (cmd.width > cfg.max_ofmap_width))):
-            m.d.comb += cmd_error.eq(PEError.BAD_WIDTH)
-        with m.Elif(is_run & ((cmd.window < cmd.s) | (c_ring > cfg.ifmap_spad_depth))):
-            m.d.comb += cmd_error.eq(PEError.BAD_WINDOW)
+        with m.If(dec.error != PEError.NONE):
+            m.d.comb += cmd_error.eq(dec.error)
         with m.Elif(is_run & (c_pqs != loaded_pqs)):
             m.d.comb += cmd_error.eq(PEError.FILTER_MISMATCH)
 
@@ -328,11 +373,9 @@ class ProcessingElement(wiring.Component):
                             s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
                             u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
                             rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
-                            win_reg.eq(cmd.window), ring.eq(c_ring), pqs.eq(c_pqs),
-                            n_reg.eq(c_qs),
-                            row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
-                            win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window))
-                                        * cmd.q),
+                            win_reg.eq(cmd.window), ring.eq(dec.ring), pqs.eq(c_pqs),
+                            n_reg.eq(dec.qs), row_len.eq(dec.row_len),
+                            win_step.eq(dec.win_step),
                             fload_addr.eq(0),
                         ]
                         with m.If(cmd.op == PEOp.LOAD_FILTERS):

@@ -8,7 +8,7 @@ from amaranth.utils import bits_for
 from ..config import require_config
 from .gather import GatherNetwork, SourcedLayout
 from .multicast import MulticastNetwork, TaggedLayout
-from .pe import PECommand, PEError, ProcessingElement
+from .pe import PECommand, PEDecoded, PEError, ProcessingElement, decode_pe_command
 
 __all__ = ["PsumSource", "ArrayTarget", "ArrayConfigWrite", "PEArray"]
 
@@ -71,7 +71,9 @@ class PEArray(wiring.Component):
     cfg : In(stream.Signature(ArrayConfigWrite(config)))
         Per-layer configuration writes (IDs and PE modes); write them only while idle.
     cmd : In(stream.Signature(PECommand(config)))
-        PE command broadcast to every enabled PE.
+        PE command broadcast to every enabled PE. It is decoded once for the whole array and
+        taken into a command register when that is empty; the PEs see it the next cycle, and
+        the register empties when every enabled PE has taken it (``busy`` until then).
     filt, ifmap : In(stream.Signature(TaggedLayout(noc_id_width, signed(data_width))))
     psum : In(stream.Signature(TaggedLayout(noc_id_width, signed(acc_width))))
     out : Out(stream.Signature(SourcedLayout(rows, cols, signed(acc_width))))
@@ -173,29 +175,49 @@ class PEArray(wiring.Component):
         wiring.connect(m, gon.o, wiring.flipped(self.out))
 
         # processing elements
-        pes = [[ProcessingElement(cfg) for c in range(cols)] for r in range(rows)]
+        pes = [[ProcessingElement(cfg, predecoded=True) for c in range(cols)]
+               for r in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pes[r][c]
 
-        # command broadcast with per-PE delivered bits (same rules as the multicast network)
+        # command stage: a command is decoded once for every PE (products and checks, see
+        # decode_pe_command) and held in a register, from which it is broadcast; a new one is
+        # taken only when the register is empty, so no combinational path runs from the PEs
+        # back to ``cmd.ready`` nor from the decoder's multipliers into the PEs
+        held = Signal(PECommand(cfg))
+        held_decoded = Signal(PEDecoded(cfg))
+        held_valid = Signal()
+        decoded = decode_pe_command(m, cfg, self.cmd.payload)
+        m.d.comb += self.cmd.ready.eq(~held_valid)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [held.eq(self.cmd.payload), held_decoded.eq(decoded),
+                         held_valid.eq(1)]
+        # broadcast with per-PE delivered bits (same rules as the multicast network)
         cmd_outstanding = []
+        cmd_delivered = []
         for r in range(rows):
             for c in range(cols):
                 pe = pes[r][c]
                 delivered = Signal(name=f"cmd_delivered_{r}_{c}")
                 m.d.comb += [
-                    pe.cmd.payload.eq(self.cmd.payload),
-                    pe.cmd.valid.eq(self.cmd.valid & enable[r][c] & ~delivered),
+                    pe.cmd.payload.eq(held),
+                    pe.decoded.eq(held_decoded),
+                    pe.cmd.valid.eq(held_valid & enable[r][c] & ~delivered),
                 ]
                 outstanding = Signal(name=f"cmd_outstanding_{r}_{c}")
                 m.d.comb += outstanding.eq(pe.cmd.valid & ~pe.cmd.ready)
                 cmd_outstanding.append(outstanding)
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    m.d.sync += delivered.eq(0)
-                with m.Elif(pe.cmd.valid & pe.cmd.ready):
-                    m.d.sync += delivered.eq(1)
-        m.d.comb += self.cmd.ready.eq(~Cat(cmd_outstanding).any())
+                cmd_delivered.append((delivered, pe))
+        all_taken = Signal()
+        m.d.comb += all_taken.eq(~Cat(cmd_outstanding).any())
+        with m.If(held_valid & all_taken):
+            m.d.sync += held_valid.eq(0)
+        for delivered, pe in cmd_delivered:
+            with m.If(held_valid & all_taken):
+                m.d.sync += delivered.eq(0)
+            with m.Elif(pe.cmd.valid & pe.cmd.ready):
+                m.d.sync += delivered.eq(1)
 
         for r in range(rows):
             for c in range(cols):
@@ -228,7 +250,8 @@ class PEArray(wiring.Component):
 
         # status
         flat = [pes[r][c] for r in range(rows) for c in range(cols)]
-        m.d.comb += self.busy.eq(Cat(pe.busy for pe in flat).any() | self.out.valid)
+        m.d.comb += self.busy.eq(Cat(pe.busy for pe in flat).any() | self.out.valid
+                                 | held_valid)
         # the lowest-indexed PE's error, chosen by a balanced tree of pairwise choices
         errors = [pe.error for pe in flat]
         while len(errors) > 1:

@@ -36,7 +36,7 @@ _INT_RANGES = {
     "noc_id_width": (1, 16),
 }
 
-_BOOL_FIELDS = ("zero_gating", "zero_skipping")
+_BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +63,11 @@ class AccelConfig:
     rlc_run_width, rlc_level_width : int
         Field widths of the run-length code; a stream word holds
         ``(stream_width - 1) // (run + level)`` pairs plus the last-word flag.
+    rlc_codec : bool
+        Build the RLC decoder and encoder (the WRITE_RLC and READ_RLC commands). Without it
+        those opcodes are refused as BAD_OPCODE and the host runtime moves data uncompressed;
+        it saves their logic (about 2.7 k ECP5 LUTs) and their long decode path, which limits
+        the clock on FPGAs.
     zero_gating : bool
         Skip the filter read and the MAC when the ifmap operand is zero (counted as gated).
     zero_skipping : bool
@@ -92,6 +97,7 @@ class AccelConfig:
     stream_width: int = 64
     rlc_run_width: int = 5
     rlc_level_width: int = 16
+    rlc_codec: bool = True
     zero_gating: bool = True
     zero_skipping: bool = False
     max_stride: int = 12

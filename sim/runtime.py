@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..gen.compiler import _check_fits, compile_layer, plan_mapping, unpack_outputs
+from ..gen.compiler import (_check_fits, check_rlc, compile_layer, plan_mapping,
+                            unpack_outputs)
 
 __all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pick_mapping",
            "MAPPERS", "CORE_ERRORS"]
@@ -98,6 +99,7 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     from .perf_model import model_layer
 
     layer.validate()
+    check_rlc(config, rlc_in, rlc_out)
     _check_fits(config, layer)     # a layer the array cannot hold is refused first
     ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     if mapping is None:

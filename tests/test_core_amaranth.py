@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rsaccel import preset
-from rsaccel.gen.compiler import Mapping, compile_layer, plan_mapping, unpack_outputs
+from rsaccel.gen.compiler import (LayerError, Mapping, compile_layer, plan_mapping,
+                                  unpack_outputs)
 from rsaccel.gen.mapper import choose_mapping
 from rsaccel.hw.core import CoreError
 from rsaccel.sim.amaranth_tb import run_core
@@ -160,6 +161,34 @@ def test_bad_opcode_reports_error_and_drains():
     assert state["error"] == CoreError.BAD_OPCODE
     assert got == []
     assert state["counters"]["words_in"] == len(words)   # the rest was discarded, no hang
+
+
+NO_CODEC = TINY.replace(rlc_codec=False)
+
+
+def test_without_codec_rlc_opcodes_are_refused_and_plain_layers_run():
+    # a core built without the RLC codec refuses WRITE_RLC (0x06) and READ_RLC (0x07) ...
+    for opcode in (0x06, 0x07):
+        words = [(opcode << 56) | (4 << 24)] + [0] * 8
+        got, state = run_core(NO_CODEC, words, 1, stall=0.0, max_cycles=2000)
+        assert state["error"] == CoreError.BAD_OPCODE, opcode
+        assert got == []
+    # ... and still runs a plain layer bit-exactly, with the same counts as the full core
+    layer, zeros = TEST_LAYERS["stride2_groups"]
+    x, w, b = layer_tensors(NO_CODEC, layer, seed=3, zeros=zeros)
+    compiled = compile_layer(NO_CODEC, layer, x, w, b)
+    expect = sum(r["words"] for r in compiled.reads) + 1
+    words, state = run_core(NO_CODEC, compiled.words, expect, stall=0.3, seed=3)
+    assert state["error"] == CoreError.NONE
+    assert np.array_equal(unpack_outputs(NO_CODEC, compiled, words),
+                          reference(NO_CODEC, layer, x, w, b))
+    model = model_layer(NO_CODEC, layer, compiled.mapping, ifmap=x)
+    wrong = {k: (model.counts[k], state["counters"][k]) for k in COUNT_NAMES
+             if model.counts[k] != state["counters"][k]}
+    assert not wrong
+    # the compiler refuses coded transfers for it before anything runs
+    with pytest.raises(LayerError, match="rlc_codec = False"):
+        compile_layer(NO_CODEC, layer, x, w, b, rlc_in=True)
 
 
 def test_broken_mapping_is_detected():
