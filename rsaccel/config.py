@@ -254,20 +254,24 @@ PRESETS = {
     "tiny": AccelConfig(rows=3, cols=4, filter_spad_depth=64, ifmap_spad_depth=12,
                         psum_spad_depth=8, glb_banks=4, glb_bank_depth=256, glb_filter_banks=1,
                         max_stride=4, max_ofmap_width=64, counter_width=32),
-    # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device.
+    # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device
+    # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
+    # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,
+    # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
-    # 6 x 8 PEs (78 % of the LUTs; 8 x 8 does not fit with today's PE), 8 x 4 KiB + 1 x 4 KiB
-    # global buffer; see docs/results/boards.md (it does not yet meet timing at 25 MHz).
-    "ulx3s-85f": AccelConfig(rows=6, cols=8, filter_spad_depth=64, ifmap_spad_depth=12,
-                             psum_spad_depth=8, glb_banks=8, glb_bank_depth=512,
-                             glb_filter_banks=1, max_stride=4, max_ofmap_width=64,
-                             counter_width=32, noc_id_width=4),
+    # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer.
+    "ulx3s-85f": AccelConfig(rows=8, cols=8, data_width=8, acc_width=24, filter_spad_depth=64,
+                             ifmap_spad_depth=12, psum_spad_depth=8, glb_banks=8,
+                             glb_bank_depth=512, glb_filter_banks=1, rlc_codec=False,
+                             max_stride=4, max_ofmap_width=64, counter_width=32,
+                             noc_id_width=4),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
-    # 2 x 2 PEs, a small global buffer and 16-bit counters.
-    "icebreaker": AccelConfig(rows=2, cols=2, filter_spad_depth=32, ifmap_spad_depth=6,
-                              psum_spad_depth=4, glb_banks=2, glb_bank_depth=64,
-                              glb_filter_banks=1, max_stride=2, max_ofmap_width=16,
-                              counter_width=16, noc_id_width=2),
+    # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
+    "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
+                              ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=2,
+                              glb_bank_depth=64, glb_filter_banks=1, rlc_codec=False,
+                              max_stride=2, max_ofmap_width=16, counter_width=16,
+                              noc_id_width=2),
 }
 
 
