@@ -154,7 +154,7 @@ def test_report_parsing_and_table():
         {"seed": 3, "resources": resources, "fmax_mhz": 95.0, "wall_seconds": 1}])
     assert result["fmax_mhz"] == {"min": 90.0, "median": 95.0, "max": 101.5}
     table = markdown_table([result])
-    assert "| ulx3s-85f | 6 x 8 | 48 | 1000 / 83640 (1 %)" in table
+    assert "| ulx3s-85f | 8 x 8 | 64 | 1000 / 83640 (1 %)" in table
     assert "90.0 / 95.0 / 101.5 | 3 | 100 | no |" in table
 
 
