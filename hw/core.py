@@ -427,7 +427,11 @@ class AcceleratorCore(wiring.Component):
             | ((decoder.o.valid & decoder.o.ready) | (encoder.i.valid & encoder.i.ready)
                if rlc else C(0)))
         m.d.comb += state_busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("ERROR"))
-        with m.If(activity | ~state_busy):
+        # the watchdog sees activity a cycle late (a register: the handshakes of every network
+        # are long paths and the watchdog need not be exact to the cycle)
+        activity_seen = Signal()
+        m.d.sync += activity_seen.eq(activity)
+        with m.If(activity_seen | ~state_busy):
             m.d.sync += watchdog.eq(0)
         with m.Elif(watchdog != 0xFFFFFFFF):
             m.d.sync += watchdog.eq(watchdog + 1)

@@ -71,6 +71,7 @@ def PEDecoded(config):
         "ring": bits_for(config.ifmap_spad_depth ** 2),
         "row_len": bits_for(config.max_ifmap_row_width),
         "win_step": bits_for(config.ifmap_spad_depth),
+        "keep_step": bits_for(config.max_stride),
         "error": PEError,
     })
 
@@ -81,7 +82,9 @@ def decode_pe_command(m, config, cmd):
 
     ``qs = q*S``, ``pqs = p*q*S`` (filter spad entries), ``ring = window*q`` (ifmap spad
     entries), ``row_len = (width-1)*stride + S`` (ifmap positions per row), ``win_step =
-    (stride mod window)*q`` (ring advance per output), and ``error``: the first check the
+    (stride mod window)*q`` (ring advance per output), ``keep_step = max(stride - S + 1, 0)``
+    (how far the ifmap acceptance limit moves from one window to the next), and ``error``: the
+    first check the
     command fails, in :class:`PEError` order, except ``FILTER_MISMATCH``, which depends on the
     PE's loaded filters. The logic is combinational and has multipliers, so
     :class:`~rsaccel.hw.pe_array.PEArray` computes it once for all PEs, in a register stage.
@@ -96,6 +99,7 @@ def decode_pe_command(m, config, cmd):
         dec.qs.eq(c_qs), dec.pqs.eq(c_pqs), dec.ring.eq(c_ring),
         dec.row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
         dec.win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window)) * cmd.q),
+        dec.keep_step.eq(Mux(cmd.stride + 1 > cmd.s, cmd.stride + 1 - cmd.s, 0)),
     ]
     with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
               & (cmd.op != PEOp.CLEAR)):
@@ -357,6 +361,8 @@ class ProcessingElement(wiring.Component):
         stall = Signal()
         last_row_done = Signal()       # the final slot of the command's last row issues
         pipeline_busy = Signal()       # MACs in stages A or B
+        keep_until = Signal(pos_w + 1)  # ifmap positions below this may enter (see below)
+        keep_step = Signal(bits_for(cfg.max_stride))
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
@@ -378,6 +384,9 @@ class ProcessingElement(wiring.Component):
                             win_step.eq(dec.win_step),
                             fload_addr.eq(0),
                         ]
+                        if not cfg.zero_skipping:
+                            m.d.sync += [keep_until.eq(cmd.window),
+                                         keep_step.eq(dec.keep_step)]
                         with m.If(cmd.op == PEOp.LOAD_FILTERS):
                             m.d.sync += loaded_pqs.eq(c_pqs)
                             m.next = "LOAD"
@@ -404,10 +413,14 @@ class ProcessingElement(wiring.Component):
         # be consumed: wpos < win_base + min(cur_s, U) + window (positions from win_base + U on
         # are still needed by the next window). Dropped positions write nothing and pass.
         # (with zero skipping the sequencer tracks slot j = s*q + c; it sets skip_pos = j // q)
+        # Without zero skipping the limit is a register kept equal to that sum as its terms
+        # change (so no adder sits in front of ``ifmap.ready``): ``window`` when a command
+        # starts and after each row, +1 when cur_s steps while below U, +keep_step after each
+        # window.
         skip_pos = Signal(slot_w)
-        issue_pos = skip_pos if cfg.zero_skipping else cur_s
-        keep_until = Signal(pos_w + 1)
-        m.d.comb += keep_until.eq(win_base + Mux(issue_pos < u_reg, issue_pos, u_reg) + win_reg)
+        if cfg.zero_skipping:
+            m.d.comb += keep_until.eq(win_base + Mux(skip_pos < u_reg, skip_pos, u_reg)
+                                      + win_reg)
         # zero flag of every ifmap spad entry as a vector, for the skipping sequencer
         zflags = Signal(cfg.ifmap_spad_depth) if cfg.zero_skipping else None
         needed = Signal()
@@ -515,13 +528,16 @@ class ProcessingElement(wiring.Component):
                                 cur_slot.eq(Mux(cur_slot + q_reg >= ring, 0,
                                                 cur_slot + q_reg)),
                             ]
+                            with m.If(cur_s < u_reg):
+                                m.d.sync += keep_until.eq(keep_until + 1)
                         with m.Else():
-                            m.d.sync += [cur_s.eq(0), faddr.eq(0)]
+                            m.d.sync += [cur_s.eq(0), faddr.eq(0),
+                                         keep_until.eq(keep_until + keep_step)]
                             next_slot = next_window()
                             m.d.sync += cur_slot.eq(
                                 Mux(next_slot >= ring, next_slot - ring, next_slot))
                             with m.If(out_f == f_reg - 1):
-                                m.d.sync += cur_slot.eq(0)
+                                m.d.sync += [cur_slot.eq(0), keep_until.eq(win_reg)]
         else:
             self._skipping_sequencer(
                 m, depth=cfg.ifmap_spad_depth, zflags=zflags, win_slot=win_slot, ring=ring,
