@@ -87,8 +87,8 @@ class PEArray(wiring.Component):
     pe_counters : Out(data.ArrayLayout(PECounters, rows * cols))
         Per-PE counters, row-major.
     totals : Out(PECounters(config))
-        The PE counters summed over the array (cleared with the PEs' CLEAR command by
-        ``clear_totals``).
+        The PE counters summed over the array, two cycles behind the PEs' increments
+        (cleared with the PEs' CLEAR command by ``clear_totals``).
     clear_totals : In(1)
         Zero ``totals``.
     """
@@ -261,12 +261,23 @@ class PEArray(wiring.Component):
         for idx, pe in enumerate(flat):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)
         from .pe import PE_COUNTER_NAMES
+        # totals: each PE's increments are registered, summed by a balanced adder tree into a
+        # second register, then accumulated, so the totals trail the PEs by two cycles (the
+        # increments of the issue logic do not have to cross the array and the tree in one)
         for name in PE_COUNTER_NAMES:
             total = self.totals[name]
+            seen = []
+            for idx, pe in enumerate(flat):
+                event = Signal.like(pe.events[name], name=f"event_{name}_{idx}")
+                m.d.sync += event.eq(pe.events[name])
+                seen.append(event)
+            tree = _adder_tree(seen)
+            summed = Signal(len(tree), name=f"summed_{name}")
+            m.d.sync += summed.eq(tree)
             with m.If(self.clear_totals):
-                m.d.sync += total.eq(0)
+                m.d.sync += [total.eq(0), summed.eq(0)] + [event.eq(0) for event in seen]
             with m.Else():
-                m.d.sync += total.eq(total + _adder_tree([pe.events[name] for pe in flat]))
+                m.d.sync += total.eq(total + summed)
         return m
 
 
