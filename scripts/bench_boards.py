@@ -66,7 +66,7 @@ def write_results(results, out):
             fmax = f"{a['fmax_mhz']['median']:.1f}" if a.get("fmax_mhz") else "-"
             lines.append(f"| {name} | {a['rows']} x {a['cols']} | {'yes' if a['fits'] else 'no'} "
                          f"| {used('luts')} | {used('dsps')} | {used('brams')} | {fmax} "
-                         f"| {a['wall_seconds']} | {r.get('source', '')} |")
+                         f"| {a['wall_seconds']} | {a.get('source', r.get('source', ''))} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
@@ -92,6 +92,7 @@ def main(argv=None):
         write_results(json.loads(Path(args.merge).read_text())["boards"], out)
         return 0
     results = {}
+    source = source_version()      # now: the tree may change while a long build runs
     for name in args.board or sorted(BOARDS):
         target = board(name)
         base = preset(name)
@@ -124,8 +125,10 @@ def main(argv=None):
                              "wall_seconds": round(time.time() - start, 1)})
             fitted = result
             break
+        for attempt in attempts:
+            attempt["source"] = source
         results[name] = {"largest_fitting": fitted, "attempts": attempts,
-                         "overrides": args.set, "source": source_version()}
+                         "overrides": args.set, "source": source}
         print(markdown_table([fitted]) if fitted else f"{name}: no size fitted", end="")
 
     write_results(results, out)
