@@ -390,7 +390,8 @@ class AcceleratorCore(wiring.Component):
                     m.next = "IDLE"
                 leave_on_error()
             with m.State("SYNC"):
-                with m.If(~sub_busy & out_fifo.w_rdy & ~read_pending):
+                # (the array's counter totals must have settled: they trail the PEs)
+                with m.If(~sub_busy & ~array.settling & out_fifo.w_rdy & ~read_pending):
                     m.d.comb += [
                         out_fifo.w_en.eq(1),
                         out_fifo.w_data.eq(Cat(Const(SYNC_MARKER, sw) | self.sync_count, 1)),

@@ -91,6 +91,9 @@ class PEArray(wiring.Component):
         (cleared with the PEs' CLEAR command by ``clear_totals``).
     clear_totals : In(1)
         Zero ``totals``.
+    settling : Out(1)
+        Increments are still on their way into ``totals`` (at most two cycles after the last
+        PE event); the core's SYNC waits for it, so counters read after a SYNC are final.
     """
 
     def __init__(self, config):
@@ -112,6 +115,7 @@ class PEArray(wiring.Component):
             "pe_counters": Out(data.ArrayLayout(PECounters(config), config.num_pes)),
             "totals": Out(PECounters(config)),
             "clear_totals": In(1),
+            "settling": Out(1),
         })
 
     @property
@@ -264,6 +268,7 @@ class PEArray(wiring.Component):
         # totals: each PE's increments are registered, summed by a balanced adder tree into a
         # second register, then accumulated, so the totals trail the PEs by two cycles (the
         # increments of the issue logic do not have to cross the array and the tree in one)
+        pending = []
         for name in PE_COUNTER_NAMES:
             total = self.totals[name]
             seen = []
@@ -278,6 +283,8 @@ class PEArray(wiring.Component):
                 m.d.sync += [total.eq(0), summed.eq(0)] + [event.eq(0) for event in seen]
             with m.Else():
                 m.d.sync += total.eq(total + summed)
+            pending += [Cat(seen).any(), summed.any()]
+        m.d.comb += self.settling.eq(Cat(pending).any())
         return m
 
 
