@@ -75,7 +75,9 @@ class LoopNest(wiring.Component):
     count_width : int
         Count bits kept (1 to :data:`COUNT_WIDTH`): a descriptor count is taken modulo
         ``2**count_width``, so its issuer must keep counts below that (the layer compiler does,
-        from the configuration's :attr:`~rsaccel.config.AccelConfig.nest_count_width`).
+        from the configuration's :attr:`~rsaccel.config.AccelConfig.nest_count_width`); with a
+        larger count in a level below others, the jumps of the levels above (computed from the
+        full count) no longer match and the points are not the nest's.
 
     Attributes
     ----------
