@@ -472,8 +472,9 @@ class _Emitter:
             "shift": shift, "relu": relu, "final": final}).as_bits()
         return _words(bits, OUTPUT_WORDS)
 
-    def run_pass(self, *, pe_cmd=None, filt=None, ifmap=None, psum=None, output=None):
-        flags = 0
+    def run_pass(self, *, pe_cmd=None, filt=None, ifmap=None, psum=None, output=None,
+                 detach=False):
+        flags = PassFlag.DETACH if detach else 0
         body = []
         if pe_cmd is not None:
             flags |= PassFlag.PE_CMD
@@ -509,7 +510,7 @@ def check_rlc(config, rlc_in, rlc_out):
 
 
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
-                  rlc_out=False):
+                  rlc_out=False, overlap=True):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
@@ -517,6 +518,12 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     go plain); with ``rlc_out`` the ofmap comes back run-length coded (READ_RLC, one frame per
     PE set of each output block). Returns a :class:`CompiledLayer`; the accelerator's output
     stream is decoded with :func:`unpack_outputs`.
+
+    With ``overlap`` every pass is detached (:attr:`~rsaccel.hw.core.PassFlag.DETACH`): a
+    chunk's ifmap WRITE runs beside its LOAD pass (which reads only the filter banks, and
+    starts after the previous RUN pass, the last reader of the ifmap rows, has finished), and
+    the next chunk's filter WRITE beside its RUN pass (which reads no filters). Every other
+    command waits for the pass. Without it the decoder waits for each pass.
     """
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
@@ -570,7 +577,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                                                  if m < mg else 0)
             em.write(filter_base_word, _pack_values(fvals, dw, lanes))
             load = load_pass_program(config, layer, blk, q)
-            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt)
+            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,
                            h0:h0 + rows_in, :]
@@ -581,7 +588,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
                                    last_chunk=last_chunk)
             em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
-                        psum=run.psum, output=em.output_words(**run.output))
+                        psum=run.psum, output=em.output_words(**run.output), detach=overlap)
             out.passes += 1
             out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
         out_word, out_words, set_elems = lay.out_word, lay.out_words, lay.set_elems

@@ -21,7 +21,7 @@ __all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COU
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 3
+STREAM_FORMAT_VERSION = 4
 
 
 class Opcode(enum.Enum, shape=8):
@@ -29,7 +29,7 @@ class Opcode(enum.Enum, shape=8):
     CONFIG = 0x01   # [31:0] n; n array configuration words follow
     WRITE = 0x02    # [23:0] word address, [47:24] n; n buffer words follow
     READ = 0x03     # [23:0] word address, [47:24] n; n buffer words go out, last one flagged
-    PASS = 0x04     # [4:0] PassFlag bits; the present descriptors follow in flag order
+    PASS = 0x04     # [5:0] PassFlag bits; the present descriptors follow in flag order
     SYNC = 0x05     # wait until idle, then send one SYNC_MARKER word (flagged last) and count it
     WRITE_RLC = 0x06  # [23:0] element address, [47:24] n values; one word [23:0] w; w RLC words
     READ_RLC = 0x07   # [23:0] element address, [47:24] n values; RLC words go out, last flagged
@@ -42,6 +42,7 @@ class PassFlag(enum.IntFlag):
     IFMAP = 4       # nest descriptor for the ifmap network
     PSUM = 8        # nest descriptor for the psum network
     OUTPUT = 16     # output descriptor (2 words)
+    DETACH = 32     # no descriptor: the decoder goes on to WRITE commands while the pass runs
 
 
 class CoreError(enum.Enum, shape=4):
@@ -84,11 +85,15 @@ class AcceleratorCore(wiring.Component):
     command and the buffer controllers of the pass (filter, ifmap and psum readers walking loop
     nests over the global buffer into the array's multicast networks, and the output writer taking
     results from the output network back into the buffer) and completes when all have finished.
-    The stream format is documented in ``docs/stream-format.md``.
+    A PASS with :attr:`PassFlag.DETACH` hands the decoder back as soon as its descriptors are
+    pushed: WRITE commands then run beside the pass (so the host can fill buffer regions the
+    pass does not use), and any other command waits until the pass has finished. The stream
+    format is documented in ``docs/stream-format.md``.
 
     Latency and back-pressure
     -------------------------
-    Every stream honours back-pressure; the input is only accepted when its word can be used.
+    Every stream honours back-pressure; the input is only accepted when its word can be used
+    (a header other than WRITE is held while a detached pass runs).
     Errors (:class:`CoreError`) stop command processing and discard input from then on.
 
     Attributes
@@ -172,6 +177,7 @@ class AcceleratorCore(wiring.Component):
         count = Signal(24)
         addr = Signal(24)
         todo = Signal(5)
+        detach = Signal()           # the PASS being decoded has PassFlag.DETACH
         gather = Signal(NEST_WORDS * sw)
         gather_index = Signal(range(NEST_WORDS + 1))
         gather_words = Signal(range(NEST_WORDS + 1))
@@ -220,8 +226,10 @@ class AcceleratorCore(wiring.Component):
 
         with m.FSM(name="decoder") as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
+                # a WRITE may run beside a detached pass; any other command waits for it
+                may_start = ~sub_busy | (header_op == Opcode.WRITE)
+                m.d.comb += self.i.ready.eq(may_start)
+                with m.If(self.i.valid & may_start):
                     m.d.sync += [count.eq(word[24:48]), addr.eq(word[:24])]
                     with m.Switch(header_op):
                         with m.Case(Opcode.CONFIG):
@@ -232,7 +240,7 @@ class AcceleratorCore(wiring.Component):
                         with m.Case(Opcode.READ):
                             m.next = "READ"
                         with m.Case(Opcode.PASS):
-                            m.d.sync += todo.eq(word[:5])
+                            m.d.sync += [todo.eq(word[:5]), detach.eq(word[5])]
                             m.next = "PASS_NEXT"
                         with m.Case(Opcode.SYNC):
                             m.next = "SYNC"
@@ -351,7 +359,9 @@ class AcceleratorCore(wiring.Component):
                     leave_on_error()
             with m.State("PASS_NEXT"):
                 # pick the lowest flag still to do and how many words it takes
-                with m.If(todo == 0):
+                with m.If((todo == 0) & detach):
+                    m.next = "IDLE"
+                with m.Elif(todo == 0):
                     m.next = "PASS_WAIT"
                 with m.Else():
                     for flag, words in reversed([(PassFlag.PE_CMD, 1), (PassFlag.FILT, NEST_WORDS),
@@ -432,7 +442,8 @@ class AcceleratorCore(wiring.Component):
         # are long paths and the watchdog need not be exact to the cycle)
         activity_seen = Signal()
         m.d.sync += activity_seen.eq(activity)
-        with m.If(activity_seen | ~state_busy):
+        # (a detached pass keeps the watchdog armed while the decoder waits in IDLE)
+        with m.If(activity_seen | ~(state_busy | sub_busy)):
             m.d.sync += watchdog.eq(0)
         with m.Elif(watchdog != 0xFFFFFFFF):
             m.d.sync += watchdog.eq(watchdog + 1)

@@ -52,6 +52,23 @@ COUNT_NAMES = (
 # words of the commands around the data (docs/stream-format.md)
 _LOAD_PASS_WORDS = 1 + 1 + NEST_WORDS                       # header, PE command, filter nest
 _RUN_PASS_WORDS = 1 + 1 + 2 * NEST_WORDS + OUTPUT_WORDS    # PE command, ifmap, psum, output
+# cycles from a PASS header until the decoder is back in IDLE: the header, each part's words
+# plus its PASS_NEXT and push cycles, and the final PASS_NEXT (hw/core.py)
+_LOAD_PASS_DECODE = _LOAD_PASS_WORDS + 2 * 2 + 1
+_RUN_PASS_DECODE = _RUN_PASS_WORDS + 2 * 4 + 1
+
+
+def detached_saving(pass_cycles, decode_cycles, write_cycles):
+    """Cycles a detached PASS (:attr:`~rsaccel.hw.core.PassFlag.DETACH`) saves against one the
+    decoder waits for.
+
+    ``pass_cycles`` is the waited-for pass's time from its header to the next header,
+    ``decode_cycles`` the time until its descriptors are pushed and ``write_cycles`` the WRITE
+    commands that follow it (0 if the next command is not a WRITE). Detached, the next other
+    command starts in the first cycle the pass is idle (one cycle before the decoder would have
+    left PASS_WAIT) or when the writes end, whichever is later.
+    """
+    return pass_cycles + write_cycles - max(decode_cycles + write_cycles, pass_cycles - 1)
 
 
 @dataclass(frozen=True)
@@ -378,7 +395,8 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
-                ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None):
+                ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None,
+                overlap=True):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -394,6 +412,12 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     (:func:`pass_cycles`, microseconds; what the mapper ranks with). Zero skipping is always
     estimated (its issue order depends on the data). Everything else is costed exactly either
     way, so with a stream that never stalls the exact model's cycles equal the RTL's.
+
+    ``overlap`` models the stream :func:`~rsaccel.gen.compiler.compile_layer` emits with the
+    same argument: detached passes, so the ifmap WRITE of a chunk runs beside its LOAD pass and
+    the next chunk's filter WRITE beside its RUN pass. ``cycle_parts`` then has ``overlap``,
+    the cycles so hidden (negative); ``stream``, ``load`` and ``run`` are as if nothing
+    overlapped.
     """
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
@@ -411,7 +435,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     needed_positions = sum(1 for x in range(row_len) if x % U < S)
     counts = dict.fromkeys(COUNT_NAMES, 0)
     dram = {"command": 0, "filter": 0, "ifmap": 0, "bias": 0, "ofmap": 0, "sync": 0}
-    parts = {"stream": 0, "load": 0, "run": 0}
+    parts = {"stream": 0, "load": 0, "run": 0, "overlap": 0}
     passes = 0
     slots = 0
     windows_total = 0
@@ -424,6 +448,12 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     chunk_sizes = {mapping.q: full} if full else {}
     if rest:
         chunk_sizes[rest] = 1
+    # a block's RUN passes each followed by the next chunk's filter WRITE (None: by the READ)
+    chunk_list = [q for _, q in iter_chunks(layer, mapping)]
+    run_followers = {}
+    for i, q in enumerate(chunk_list):
+        key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None)
+        run_followers[key] = run_followers.get(key, 0) + 1
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words
@@ -471,6 +501,19 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["load"] += k * load
             parts["run"] += k * run
             passes += k
+            if overlap:
+                # the ifmap WRITE runs beside the LOAD pass (a WRITE_RLC waits for it)
+                ifmap_write = (0 if rlc_in else
+                               _cycles_per_words(1 + iwords, stream_words_per_cycle))
+                parts["overlap"] -= k * detached_saving(load, _LOAD_PASS_DECODE, ifmap_write)
+        if overlap and not (cycle_model == "exact" and not c.zero_skipping):
+            # each RUN pass beside the next chunk's filter WRITE (estimated RUN passes)
+            for (q, q_next), per_block in run_followers.items():
+                run = shape_cycles[PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
+                                             r=r)][1]
+                parts["overlap"] -= mult * per_block * detached_saving(
+                    run, _RUN_PASS_DECODE, _filter_write_cycles(
+                        c, layer, t, p, r, q_next, stream_words_per_cycle))
     if rlc_in or rlc_out:
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
                            zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction)
@@ -518,8 +561,13 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
 
     used_model = "estimate" if c.zero_skipping else cycle_model
     if used_model == "exact":
-        parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache)
-    cycles = parts["stream"] + parts["load"] + parts["run"] + 1
+        runs = []
+        parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs)
+        if overlap:
+            for blk, q_next, run in runs:
+                parts["overlap"] -= detached_saving(run, _RUN_PASS_DECODE, _filter_write_cycles(
+                    c, layer, blk.t, blk.p, blk.r, q_next, stream_words_per_cycle))
+    cycles = sum(parts.values()) + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
                         cycles=int(cycles), cycle_parts=parts, passes=passes,
                         cycle_model=used_model)
@@ -570,12 +618,21 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
     }
 
 
-def exact_run_cycles(config, layer, mapping, cache=None):
+def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
+    """Cycles of the filter WRITE of a chunk of ``q`` channels per set (0 for ``q=None``)."""
+    if q is None:
+        return 0
+    words = math.ceil(t * r * layer.R * layer.S * q * p / config.lanes)
+    return _cycles_per_words(1 + words, stream_words_per_cycle)
+
+
+def exact_run_cycles(config, layer, mapping, cache=None, passes=None):
     """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
     (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
     network's round-robin pointer from pass to pass. Distinct passes are simulated once
     (``cache``, a dict, may be shared between calls, of any layers and configurations).
-    Returns ``(total, passes_simulated)``. The output network's pointer starts at 0 (reset)."""
+    Returns ``(total, passes_simulated)``. The output network's pointer starts at 0 (reset).
+    ``passes``, a list, gets ``(block, q of the next chunk or None, cycles)`` for each pass."""
     from ..gen.compiler import run_pass_program
     from .pass_timing import run_pass_cycles
     cache = {} if cache is None else cache
@@ -593,4 +650,7 @@ def exact_run_cycles(config, layer, mapping, cache=None):
                 simulated += 1
             cycles, last = cache[key]
             total += cycles
+            if passes is not None:
+                passes.append((blk, chunks[ci + 1][1] if ci + 1 < len(chunks) else None,
+                               cycles))
     return total, simulated

@@ -7,7 +7,7 @@ from rsaccel import preset
 from rsaccel.gen.compiler import (LayerError, Mapping, compile_layer, plan_mapping,
                                   unpack_outputs)
 from rsaccel.gen.mapper import choose_mapping
-from rsaccel.hw.core import CoreError
+from rsaccel.hw.core import CoreError, Opcode, PassFlag
 from rsaccel.sim.amaranth_tb import run_core
 from rsaccel.sim.golden import conv2d
 from rsaccel.sim.layer_cases import CHANNEL_SET_CASES, TEST_LAYERS, layer_tensors
@@ -76,6 +76,54 @@ def test_model_cycles_equal_rtl(name, rule):
     assert model.cycle_model == "exact"
     assert model.cycles == state["counters"]["cycles"], (
         f"{name} {mapping}: model {model.cycles} cycles, RTL {state['counters']['cycles']}")
+
+
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
+def test_detached_passes_overlap_writes_and_are_modelled(name):
+    # the same layer compiled with and without detached passes: both bit-exact, both timed to
+    # the cycle by the model, and the detached stream hides the writes that ran beside passes
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
+    mapping = plan_mapping(TINY, layer)
+    cycles = {}
+    streams = {}
+    for overlap in (False, True):
+        compiled = compile_layer(TINY, layer, x, w, b, mapping, overlap=overlap)
+        streams[overlap] = compiled.words
+        expect = sum(r["words"] for r in compiled.reads) + 1
+        words, state = run_core(TINY, compiled.words, expect, stall=0.0, max_cycles=400000)
+        assert state["error"] == CoreError.NONE
+        assert np.array_equal(unpack_outputs(TINY, compiled, words),
+                              reference(TINY, layer, x, w, b))
+        model = model_layer(TINY, layer, mapping, ifmap=x, overlap=overlap)
+        assert model.cycles == state["counters"]["cycles"], (overlap, model.cycles, state)
+        assert (model.cycle_parts["overlap"] < 0) == overlap
+        cycles[overlap] = state["counters"]["cycles"]
+    assert cycles[True] - cycles[False] == model.cycle_parts["overlap"]
+    # the streams differ only in the DETACH bit of every PASS header (a LOAD and a RUN a chunk)
+    diff = [(a, b_) for a, b_ in zip(streams[False], streams[True]) if a != b_]
+    assert len(streams[False]) == len(streams[True])
+    assert len(diff) == 2 * compiled.passes
+    assert all(b_ == a | PassFlag.DETACH and a >> 56 == Opcode.PASS.value for a, b_ in diff)
+
+
+def test_hung_detached_pass_times_out(monkeypatch):
+    # a RUN pass whose PEs wait for an ifmap row that never comes: the decoder has gone back
+    # to IDLE (the pass is detached) and holds the next LOAD, and the watchdog still fires
+    from rsaccel.gen import compiler
+    layer, zeros = TEST_LAYERS["relu_shift_pad_multipass"]
+    x, w, b = layer_tensors(TINY, layer, seed=5, zeros=zeros)
+    real = compiler.run_pass_program
+
+    def one_row_too_many(*args, **kwargs):
+        program = real(*args, **kwargs)
+        return program._replace(pe_cmd=dict(program.pe_cmd, rows=program.pe_cmd["rows"] + 1))
+
+    monkeypatch.setattr(compiler, "run_pass_program", one_row_too_many)
+    compiled = compile_layer(TINY, layer, x, w, b)
+    got, state = run_core(TINY, compiled.words, 1, stall=0.0, max_cycles=20000, timeout=300)
+    assert state["error"] == CoreError.TIMEOUT
+    assert got == []
 
 
 #: Smaller global-buffer banks put a layer's ifmap rows and psums in different banks, so the
