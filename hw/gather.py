@@ -1,9 +1,13 @@
 """Global output network: round-robin collection of psums from many PEs into one stream."""
 
+import operator
+
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
+
+from .tree import balanced
 
 __all__ = ["SourcedLayout", "GatherNetwork"]
 
@@ -91,7 +95,4 @@ def _select(one_hot, values):
     width = max(Value.cast(v).shape().width for v in values)
     terms = [Value.cast(v).as_unsigned() & one_hot[idx].replicate(width)
              for idx, v in enumerate(values)]
-    while len(terms) > 1:
-        terms = [terms[k] | terms[k + 1] if k + 1 < len(terms) else terms[k]
-                 for k in range(0, len(terms), 2)]
-    return terms[0]
+    return balanced(terms, operator.or_)

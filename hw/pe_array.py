@@ -1,5 +1,7 @@
 """The PE array: ``rows x cols`` processing elements joined by Eyeriss-style networks."""
 
+import operator
+
 from amaranth import *
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -9,6 +11,7 @@ from ..config import require_config
 from .gather import GatherNetwork, SourcedLayout
 from .multicast import MulticastNetwork, TaggedLayout
 from .pe import PECommand, PEDecoded, PEError, ProcessingElement, decode_pe_command
+from .tree import balanced
 
 __all__ = ["PsumSource", "ArrayTarget", "ArrayConfigWrite", "PEArray"]
 
@@ -257,11 +260,8 @@ class PEArray(wiring.Component):
         m.d.comb += self.busy.eq(Cat(pe.busy for pe in flat).any() | self.out.valid
                                  | held_valid)
         # the lowest-indexed PE's error, chosen by a balanced tree of pairwise choices
-        errors = [pe.error for pe in flat]
-        while len(errors) > 1:
-            errors = [Mux(errors[k] != PEError.NONE, errors[k], errors[k + 1])
-                      if k + 1 < len(errors) else errors[k] for k in range(0, len(errors), 2)]
-        m.d.comb += self.error.eq(errors[0])
+        m.d.comb += self.error.eq(balanced([pe.error for pe in flat],
+                                           lambda a, b: Mux(a != PEError.NONE, a, b)))
         for idx, pe in enumerate(flat):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)
         from .pe import PE_COUNTER_NAMES
@@ -276,7 +276,7 @@ class PEArray(wiring.Component):
                 event = Signal.like(pe.events[name], name=f"event_{name}_{idx}")
                 m.d.sync += event.eq(pe.events[name])
                 seen.append(event)
-            tree = _adder_tree(seen)
+            tree = balanced(seen, operator.add)
             summed = Signal(len(tree), name=f"summed_{name}")
             m.d.sync += summed.eq(tree)
             with m.If(self.clear_totals):
@@ -288,10 +288,3 @@ class PEArray(wiring.Component):
         return m
 
 
-def _adder_tree(values):
-    """Sum of ``values`` as a balanced tree of adders (depth log2 of their number)."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
-                  for k in range(0, len(values), 2)]
-    return values[0]
