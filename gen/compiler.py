@@ -520,7 +520,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     stream is decoded with :func:`unpack_outputs`.
 
     With ``overlap`` every pass is detached (:attr:`~rsaccel.hw.core.PassFlag.DETACH`): a
-    chunk's ifmap WRITE runs beside its LOAD pass (which reads only the filter banks, and
+    chunk's ifmap WRITE (or WRITE_RLC) runs beside its LOAD pass (which reads only the filter banks, and
     starts after the previous RUN pass, the last reader of the ifmap rows, has finished), and
     the next chunk's filter WRITE beside its RUN pass (which reads no filters). Every other
     command waits for the pass. Without it the decoder waits for each pass.

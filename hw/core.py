@@ -42,7 +42,7 @@ class PassFlag(enum.IntFlag):
     IFMAP = 4       # nest descriptor for the ifmap network
     PSUM = 8        # nest descriptor for the psum network
     OUTPUT = 16     # output descriptor (2 words)
-    DETACH = 32     # no descriptor: the decoder goes on to WRITE commands while the pass runs
+    DETACH = 32     # no descriptor: the decoder goes on to WRITE(_RLC)s while the pass runs
 
 
 class CoreError(enum.Enum, shape=4):
@@ -86,14 +86,14 @@ class AcceleratorCore(wiring.Component):
     nests over the global buffer into the array's multicast networks, and the output writer taking
     results from the output network back into the buffer) and completes when all have finished.
     A PASS with :attr:`PassFlag.DETACH` hands the decoder back as soon as its descriptors are
-    pushed: WRITE commands then run beside the pass (so the host can fill buffer regions the
-    pass does not use), and any other command waits until the pass has finished. The stream
+    pushed: WRITE and WRITE_RLC commands then run beside the pass (so the host can fill buffer
+    regions the pass does not use), and any other command waits until the pass has finished. The stream
     format is documented in ``docs/stream-format.md``.
 
     Latency and back-pressure
     -------------------------
     Every stream honours back-pressure; the input is only accepted when its word can be used
-    (a header other than WRITE is held while a detached pass runs).
+    (a header other than WRITE or WRITE_RLC is held while a detached pass runs).
     Errors (:class:`CoreError`) stop command processing and discard input from then on.
 
     Attributes
@@ -226,8 +226,11 @@ class AcceleratorCore(wiring.Component):
 
         with m.FSM(name="decoder") as fsm:
             with m.State("IDLE"):
-                # a WRITE may run beside a detached pass; any other command waits for it
+                # a WRITE (or WRITE_RLC) may run beside a detached pass; any other command
+                # waits for it
                 may_start = ~sub_busy | (header_op == Opcode.WRITE)
+                if rlc:
+                    may_start |= header_op == Opcode.WRITE_RLC
                 m.d.comb += self.i.ready.eq(may_start)
                 with m.If(self.i.valid & may_start):
                     m.d.sync += [count.eq(word[24:48]), addr.eq(word[:24])]

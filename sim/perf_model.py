@@ -328,7 +328,8 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     (WRITE_RLC commands), ``in_cycles`` (the decoder's cycles at one stream word a cycle:
     per command, its words or the buffer words it fills, whichever is more), ``out_cycles``
     (the same for the encoder: per command, the buffer words it reads or the words it sends), ``out_words``, ``out_values``, ``out_commands`` (READ_RLC commands)
-    and ``out_reads`` (buffer words the READ_RLCs read).
+    and ``out_reads`` (buffer words the READ_RLCs read); ``in_jobs`` lists ``(block, q,
+    words, cycles)`` for each WRITE_RLC in stream order.
     """
     from .rlc import encode
     c = config
@@ -347,6 +348,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
         zero_fraction = 1 - (1 - zero_fraction) * inner / (layer.Hp * layer.Wp)
     out = dict.fromkeys(("in_words", "in_values", "in_commands", "in_cycles", "out_words",
                          "out_values", "out_commands", "out_reads", "out_cycles"), 0)
+    out["in_jobs"] = []
     cache = {}
     r = mapping.r
     for blk in iter_blocks(layer, mapping):
@@ -366,6 +368,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_commands"] += 1
             # the decoder fills a buffer word a cycle unless its stream words run out first
             out["in_cycles"] += max(cache[key], -(-n // lanes))
+            out["in_jobs"].append((blk, q, cache[key], max(cache[key], -(-n // lanes))))
         lay = block_layout(c, layer, blk)
         for v in range(t):
             n = ee * nn * F * p
@@ -414,8 +417,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     way, so with a stream that never stalls the exact model's cycles equal the RTL's.
 
     ``overlap`` models the stream :func:`~rsaccel.gen.compiler.compile_layer` emits with the
-    same argument: detached passes, so the ifmap WRITE of a chunk runs beside its LOAD pass and
-    the next chunk's filter WRITE beside its RUN pass. ``cycle_parts`` then has ``overlap``,
+    same argument: detached passes, so the ifmap WRITE (or WRITE_RLC) of a chunk runs beside
+    its LOAD pass and the next chunk's filter WRITE beside its RUN pass. ``cycle_parts`` then has ``overlap``,
     the cycles so hidden (negative); ``stream``, ``load`` and ``run`` are as if nothing
     overlapped.
     """
@@ -501,11 +504,10 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["load"] += k * load
             parts["run"] += k * run
             passes += k
-            if overlap:
-                # the ifmap WRITE runs beside the LOAD pass (a WRITE_RLC waits for it)
-                ifmap_write = (0 if rlc_in else
-                               _cycles_per_words(1 + iwords, stream_words_per_cycle))
-                parts["overlap"] -= k * detached_saving(load, _LOAD_PASS_DECODE, ifmap_write)
+            if overlap and not rlc_in:
+                # the ifmap WRITE runs beside the LOAD pass (WRITE_RLCs: below)
+                parts["overlap"] -= k * detached_saving(
+                    load, _LOAD_PASS_DECODE, _cycles_per_words(1 + iwords, stream_words_per_cycle))
         if overlap and not (cycle_model == "exact" and not c.zero_skipping):
             # each RUN pass beside the next chunk's filter WRITE (estimated RUN passes)
             for (q, q_next), per_block in run_followers.items():
@@ -524,6 +526,15 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["stream"] += max(coded["in_cycles"],
                                    math.ceil(coded["in_words"] / stream_words_per_cycle))
             parts["stream"] += coded["in_commands"] * _RLC_IN_COMMAND_CYCLES
+            if overlap:
+                # each WRITE_RLC runs beside its chunk's LOAD pass
+                for blk, q, words, job_cycles in coded["in_jobs"]:
+                    load = pass_cycles(c, layer, PassShape(nn=blk.nn, ee=blk.ee, t=blk.t,
+                                                           p=blk.p, q=q, rows_in=blk.rows_in,
+                                                           r=blk.r))[0]
+                    write = (max(job_cycles, math.ceil(words / stream_words_per_cycle))
+                             + _RLC_IN_COMMAND_CYCLES)
+                    parts["overlap"] -= detached_saving(load, _LOAD_PASS_DECODE, write)
         if rlc_out:
             dram["command"] += coded["out_commands"]
             dram["ofmap"] += coded["out_words"]
