@@ -367,6 +367,21 @@ class ProcessingElement(wiring.Component):
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(~((cmd.op == PEOp.CLEAR) & pipeline_busy))
+                # the command's fields are latched in every IDLE cycle, whether a command is
+                # taken or not: nothing reads them until the PE leaves IDLE, and then they hold
+                # the command it took. Their clock enable is the local state alone, not the
+                # array-wide command handshake (a long, high-fan-out path in large arrays).
+                m.d.sync += [
+                    s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
+                    u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
+                    rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
+                    win_reg.eq(cmd.window), ring.eq(dec.ring), pqs.eq(c_pqs),
+                    n_reg.eq(dec.qs), row_len.eq(dec.row_len),
+                    win_step.eq(dec.win_step),
+                    fload_addr.eq(0),
+                ]
+                if not cfg.zero_skipping:
+                    m.d.sync += [keep_until.eq(cmd.window), keep_step.eq(dec.keep_step)]
                 with m.If(self.cmd.valid & self.cmd.ready):
                     with m.If(cmd_error != PEError.NONE):
                         with m.If(self.error == PEError.NONE):
@@ -375,18 +390,6 @@ class ProcessingElement(wiring.Component):
                         m.d.comb += clear_counters.eq(1)
                         m.d.sync += self.error.eq(PEError.NONE)
                     with m.Else():
-                        m.d.sync += [
-                            s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
-                            u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
-                            rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
-                            win_reg.eq(cmd.window), ring.eq(dec.ring), pqs.eq(c_pqs),
-                            n_reg.eq(dec.qs), row_len.eq(dec.row_len),
-                            win_step.eq(dec.win_step),
-                            fload_addr.eq(0),
-                        ]
-                        if not cfg.zero_skipping:
-                            m.d.sync += [keep_until.eq(cmd.window),
-                                         keep_step.eq(dec.keep_step)]
                         with m.If(cmd.op == PEOp.LOAD_FILTERS):
                             m.d.sync += loaded_pqs.eq(c_pqs)
                             m.next = "LOAD"
