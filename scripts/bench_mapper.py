@@ -188,8 +188,9 @@ def write_alexnet(rows):
         "computing. The energy objective avoids `r` there because fewer filters per block "
         "re-send the ifmap rows more often.",
         "- **Detached passes.** The compiler detaches every pass (stream format 4): a channel "
-        "block's ifmap WRITE runs beside its filter LOAD, and the next block's filter WRITE "
-        "beside the RUN pass. The model's `overlap` part counts the cycles so hidden. What is "
+        "block's ifmap WRITE runs beside its filter LOAD, and the next channel block's "
+        "filter WRITE beside the RUN pass. The model's `overlap` part counts the cycles so "
+        "hidden. What is "
         "left between RUN passes is the longer of the LOAD (one filter value a cycle) and the "
         "ifmap WRITE (one stream word a cycle); hiding it needs a second ifmap region in the "
         "global buffer (the cycles mappings fill it) and a faster filter load.",
