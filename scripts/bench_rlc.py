@@ -84,7 +84,9 @@ def alexnet():
         zin = ALEXNET_ZEROS[nl.name]
         k = names.index(nl.name)
         zout = ALEXNET_ZEROS[names[k + 1]] if k + 1 < len(names) else zin
-        mapping, plain, _ = choose_mapping(config, nl.layer, zero_fraction=zin)
+        mapping = choose_mapping(config, nl.layer, zero_fraction=zin)[0]
+        # the same (exact) cycle model for the plain and the coded stream
+        plain = model_layer(config, nl.layer, mapping, zero_fraction=zin)
         rlc_in = nl.name != "conv1"
         coded = model_layer(config, nl.layer, mapping, zero_fraction=zin, rlc_in=rlc_in,
                             rlc_out=True, ofmap_zero_fraction=zout)
