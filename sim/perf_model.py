@@ -367,8 +367,9 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_values"] += n
             out["in_commands"] += 1
             # the decoder fills a buffer word a cycle unless its stream words run out first
-            out["in_cycles"] += max(cache[key], -(-n // lanes))
-            out["in_jobs"].append((blk, q, cache[key], max(cache[key], -(-n // lanes))))
+            job_cycles = max(cache[key], -(-n // lanes))
+            out["in_cycles"] += job_cycles
+            out["in_jobs"].append((blk, q, cache[key], job_cycles))
         lay = block_layout(c, layer, blk)
         for v in range(t):
             n = ee * nn * F * p
@@ -457,6 +458,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     for i, q in enumerate(chunk_list):
         key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None)
         run_followers[key] = run_followers.get(key, 0) + 1
+    used_model = "estimate" if c.zero_skipping else cycle_model
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words
@@ -476,7 +478,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["stream"] += mult * (out_words + 3)
         for q, nchunks in chunk_sizes.items():
             k = mult * nchunks
-            fwords = math.ceil(t * r * R * S * q * p / lanes)
+            fwords = _filter_words(c, layer, t, p, r, q)
             iwords = math.ceil(nn * r * q * rows_in * Wp / lanes)
             dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
             dram["filter"] += k * fwords
@@ -508,7 +510,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                 # the ifmap WRITE runs beside the LOAD pass (WRITE_RLCs: below)
                 parts["overlap"] -= k * detached_saving(
                     load, _LOAD_PASS_DECODE, _cycles_per_words(1 + iwords, stream_words_per_cycle))
-        if overlap and not (cycle_model == "exact" and not c.zero_skipping):
+        if overlap and used_model == "estimate":
             # each RUN pass beside the next chunk's filter WRITE (estimated RUN passes)
             for (q, q_next), per_block in run_followers.items():
                 run = shape_cycles[PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
@@ -529,9 +531,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             if overlap:
                 # each WRITE_RLC runs beside its chunk's LOAD pass
                 for blk, q, words, job_cycles in coded["in_jobs"]:
-                    load = pass_cycles(c, layer, PassShape(nn=blk.nn, ee=blk.ee, t=blk.t,
-                                                           p=blk.p, q=q, rows_in=blk.rows_in,
-                                                           r=blk.r))[0]
+                    load = shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                                  rows_in=blk.rows_in, r=blk.r)][0]
                     write = (max(job_cycles, math.ceil(words / stream_words_per_cycle))
                              + _RLC_IN_COMMAND_CYCLES)
                     parts["overlap"] -= detached_saving(load, _LOAD_PASS_DECODE, write)
@@ -570,7 +571,6 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
-    used_model = "estimate" if c.zero_skipping else cycle_model
     if used_model == "exact":
         runs = []
         parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs)
@@ -629,12 +629,17 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
     }
 
 
+def _filter_words(config, layer, t, p, r, q):
+    """Buffer words of the filters of a chunk of ``q`` channels per set."""
+    return math.ceil(t * r * layer.R * layer.S * q * p / config.lanes)
+
+
 def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
     """Cycles of the filter WRITE of a chunk of ``q`` channels per set (0 for ``q=None``)."""
     if q is None:
         return 0
-    words = math.ceil(t * r * layer.R * layer.S * q * p / config.lanes)
-    return _cycles_per_words(1 + words, stream_words_per_cycle)
+    return _cycles_per_words(1 + _filter_words(config, layer, t, p, r, q),
+                             stream_words_per_cycle)
 
 
 def exact_run_cycles(config, layer, mapping, cache=None, passes=None):
