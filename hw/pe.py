@@ -342,6 +342,7 @@ class ProcessingElement(wiring.Component):
 
         # --- ifmap window (write side) ------------------------------------------------------
         wpos = Signal(pos_w)           # positions completely received in this row
+        wpos_next = Signal(pos_w)      # its value in the next cycle
         wchan = Signal(slot_w)         # channel of the value expected next
         wslot = Signal(slot_w)         # (wpos mod window) * q
         wmod_u = Signal(bits_for(cfg.max_stride))  # wpos mod U
@@ -432,6 +433,8 @@ class ProcessingElement(wiring.Component):
         m.d.comb += wr_index.eq(wslot + wchan)
         m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len)
                                         & (~needed | (wpos < keep_until)))
+        m.d.comb += wpos_next.eq(wpos)
+        m.d.sync += wpos.eq(wpos_next)
         with m.If(self.ifmap.valid & self.ifmap.ready):
             with m.If(needed):
                 m.d.comb += [
@@ -445,9 +448,9 @@ class ProcessingElement(wiring.Component):
                         with m.If(wr_index == i):
                             m.d.sync += zflags[i].eq(self.ifmap.payload == 0)
             with m.If(wchan == q_reg - 1):
+                m.d.comb += wpos_next.eq(wpos + 1)
                 m.d.sync += [
                     wchan.eq(0),
-                    wpos.eq(wpos + 1),
                     wslot.eq(Mux(wslot + q_reg >= ring, 0, wslot + q_reg)),
                     wmod_u.eq(Mux(wmod_u == u_reg - 1, 0, wmod_u + 1)),
                 ]
@@ -500,9 +503,10 @@ class ProcessingElement(wiring.Component):
                 # row finished: the whole row has been received by now
                 m.d.sync += [
                     out_f.eq(0), win_base.eq(0), win_slot.eq(0),
-                    wpos.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
+                    wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
                     rows_left.eq(rows_left - 1),
                 ]
+                m.d.comb += wpos_next.eq(0)
             return next_slot
 
         if not cfg.zero_skipping:
@@ -512,9 +516,16 @@ class ProcessingElement(wiring.Component):
                 last.eq((cur_s == s_reg - 1) & (cur_c == q_reg - 1)),
                 rd_index.eq(cur_slot + cur_c),
                 faddr_now.eq(faddr),
-                slot_ready.eq(win_base + cur_s < wpos),
                 incr["gated_macs"].eq(issue & zero),
             ]
+            # the slot's position win_base + cur_s has arrived (``need_pos < wpos``). The
+            # comparison is made on next-cycle values into a register, so no adder or
+            # comparator sits between the PE's state and ``issue`` (which drives the
+            # psum network's array-wide handshake).
+            need_pos = Signal(pos_w + 1)        # win_base + cur_s
+            need_next = Signal(pos_w + 1)
+            m.d.comb += need_next.eq(need_pos)
+            m.d.sync += [need_pos.eq(need_next), slot_ready.eq(need_next < wpos_next)]
             with m.If(issue):
                 m.d.sync += faddr.eq(faddr + 1)
                 with m.If(cur_k != p_reg - 1):
@@ -526,6 +537,7 @@ class ProcessingElement(wiring.Component):
                     with m.Else():
                         m.d.sync += cur_c.eq(0)
                         with m.If(cur_s != s_reg - 1):
+                            m.d.comb += need_next.eq(need_pos + 1)
                             m.d.sync += [
                                 cur_s.eq(cur_s + 1),
                                 cur_slot.eq(Mux(cur_slot + q_reg >= ring, 0,
@@ -536,11 +548,13 @@ class ProcessingElement(wiring.Component):
                         with m.Else():
                             m.d.sync += [cur_s.eq(0), faddr.eq(0),
                                          keep_until.eq(keep_until + keep_step)]
+                            m.d.comb += need_next.eq(win_base + u_reg)
                             next_slot = next_window()
                             m.d.sync += cur_slot.eq(
                                 Mux(next_slot >= ring, next_slot - ring, next_slot))
                             with m.If(out_f == f_reg - 1):
                                 m.d.sync += [cur_slot.eq(0), keep_until.eq(win_reg)]
+                                m.d.comb += need_next.eq(0)
         else:
             self._skipping_sequencer(
                 m, depth=cfg.ifmap_spad_depth, zflags=zflags, win_slot=win_slot, ring=ring,
