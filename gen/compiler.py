@@ -286,18 +286,27 @@ class BlockLayout(NamedTuple):
     ifmap_word: int
 
 
+def padded_p(config, p):
+    """``p`` rounded up to a multiple of ``config.psum_group``: the psums and outputs of one
+    output position take this many elements in the buffer, so every group of psums (one
+    transfer) is one aligned buffer access. The pad elements carry zeros."""
+    g = config.psum_group
+    return -(-p // g) * g
+
+
 def block_layout(config, layer, blk):
     """The :class:`BlockLayout` of ``blk`` (a :class:`Block` of ``layer``)."""
     c = config
     ppw = c.lanes // c.psum_lanes
-    row_step = math.ceil(blk.ee * blk.nn * layer.F * blk.p / (blk.r * layer.R))
+    g, pp = c.psum_group, padded_p(c, blk.p)
+    row_step = math.ceil(blk.ee * blk.nn * layer.F * pp / (blk.r * layer.R) / g) * g
     set_elems = blk.r * layer.R * row_step
     # one psum buffer, updated in place: a PE consumes a psum before it can produce the new
     # value of the same element, so every element is read before it is rewritten
     psum_words = math.ceil(blk.t * set_elems / ppw)
     out_words = math.ceil(blk.t * set_elems / c.lanes)
     bias_word = psum_words + out_words
-    ifmap_word = bias_word + math.ceil(blk.t * blk.p / ppw)
+    ifmap_word = bias_word + math.ceil(blk.t * pp / ppw)
     return BlockLayout(row_step=row_step, set_elems=set_elems, psum_word=0,
                        out_word=psum_words, out_words=out_words, bias_word=bias_word,
                        ifmap_word=ifmap_word)
@@ -378,23 +387,26 @@ def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
         ifmap_nest = Nest(base=base, levels=[
             (q, chan, 0, 0), (R, Wp, 0, 1), (ee, U * Wp, 0, U), *sets,
             (row_len, 1, 0, 0), *images])
-    # psums enter at the bottom row of each filter set of r*R rows
+    # psums enter at the bottom row of each filter set of r*R rows, in groups of g (the psum
+    # nest addresses groups; an output position takes pp = padded_p elements)
     bottom, rise = r * R - 1, r * R
+    g, pp = c.psum_group, padded_p(c, p)
+    pg = pp // g
     if first_chunk:
-        psum_nest = Nest(base=lay.bias_word * ppw, row=bottom, col=0, levels=[
-            (p, 1, 0, 0), (t, p, rise, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
+        psum_nest = Nest(base=lay.bias_word * ppw // g, row=bottom, col=0, levels=[
+            (pg, 1, 0, 0), (t, pg, rise, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
     else:
-        psum_nest = Nest(base=lay.psum_word * ppw, row=bottom, col=0, levels=[
-            (p, 1, 0, 0), (t, lay.set_elems, rise, 0), (ee, nn * F * p, 0, 1),
-            (F, p, 0, 0), (nn, F * p, 0, 0)])
-    count = nn * F * p * ee * t
+        psum_nest = Nest(base=lay.psum_word * ppw // g, row=bottom, col=0, levels=[
+            (pg, 1, 0, 0), (t, lay.set_elems // g, rise, 0), (ee, nn * F * pg, 0, 1),
+            (F, pg, 0, 0), (nn, F * pg, 0, 0)])
+    count = nn * F * pg * ee * t
     if last_chunk:
         output = dict(count=count, base=lay.out_word * lanes, row_step=lay.row_step,
-                      col_step=nn * F * p, shift=layer.out_shift, relu=int(layer.relu),
+                      col_step=nn * F * pp, shift=layer.out_shift, relu=int(layer.relu),
                       final=1)
     else:
         output = dict(count=count, base=lay.psum_word * ppw, row_step=lay.row_step,
-                      col_step=nn * F * p, shift=0, relu=0, final=0)
+                      col_step=nn * F * pp, shift=0, relu=0, final=0)
     return PassProgram(
         pe_cmd=dict(op=PEOp.RUN, rows=nn, window=c.ifmap_spad_depth // q, s=S, p=p, q=q,
                     stride=U, width=F),
@@ -555,12 +567,14 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
         if shape != configured:
             em.config(array_config_writes(config, layer, t, ee, blk.r))
             configured = shape
-        # bias of these filters (zero for filters past the end), as psums
-        b = np.zeros(t * p, dtype=np.int64)
-        fidx = g * mg + m0 + np.arange(t * p)
-        ok = (m0 + np.arange(t * p)) < mg
-        b[ok] = bias[fidx[ok]]
-        em.write(lay.bias_word, _pack_values(b, psum_elem_bits, ppw))
+        # bias of these filters (zero for filters past the end and in the pad elements), as
+        # psums, pp per filter set
+        pp = padded_p(c, p)
+        b = np.zeros((t, pp), dtype=np.int64)
+        fidx = m0 + np.arange(t * p).reshape(t, p)
+        ok = fidx < mg
+        b[:, :p][ok] = bias[g * mg + fidx[ok]]
+        em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
         chunks = list(iter_chunks(layer, mp))
         for ci, (c0, q) in enumerate(chunks):
             last_chunk = ci == len(chunks) - 1
@@ -593,14 +607,14 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
         out_word, out_words, set_elems = lay.out_word, lay.out_words, lay.set_elems
         if rlc_out:
-            # the outputs of filter set v are elements v*set_elems .. + ee*nn*F*p of the region
+            # the outputs of filter set v are elements v*set_elems .. + ee*nn*F*pp of the region
             for v in range(t):
-                em.read_rlc(out_word * lanes + v * set_elems, ee * nn * F * p)
+                em.read_rlc(out_word * lanes + v * set_elems, ee * nn * F * pp)
             out.frames += t
         else:
             em.read(out_word, out_words)
             out.frames += 1
-        out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, t=t,
+        out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, pp=pp, t=t,
                               set_elems=set_elems, words=out_words, rlc=bool(rlc_out)))
     em.sync()
     out.words = em.words
@@ -620,6 +634,7 @@ def unpack_outputs(config, compiled, words):
     pos = 0
     for rd in compiled.reads:
         nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
+        pp = rd.get("pp", p)
         if rd.get("rlc"):
             # one coded frame per set, ending at the word with the last flag
             per_set = []
@@ -628,7 +643,7 @@ def unpack_outputs(config, compiled, words):
                 while end < len(words) and not int(words[end]) & flag:
                     end += 1
                 per_set.append(decode(np.array(words[pos:end + 1], dtype=np.uint64),
-                                      ee * nn * F * p, run_width=config.rlc_run_width,
+                                      ee * nn * F * pp, run_width=config.rlc_run_width,
                                       level_width=config.rlc_level_width,
                                       word_width=config.stream_width))
                 pos = end + 1
@@ -644,8 +659,8 @@ def unpack_outputs(config, compiled, words):
             per_set = [values[v * rd["set_elems"]:] for v in range(t)]
         for v in range(t):
             for j in range(ee):
-                start = j * nn * F * p
-                seg = per_set[v][start:start + nn * F * p].reshape(nn, F, p)
+                start = j * nn * F * pp
+                seg = per_set[v][start:start + nn * F * pp].reshape(nn, F, pp)
                 for k in range(p):
                     m = rd["m0"] + v * p + k
                     if m < mg:
@@ -679,15 +694,16 @@ def expected_output_words(config, compiled, ofmap):
         values = [0] * (rd["words"] * lanes)
         care = [False] * (rd["words"] * lanes)
         nn, ee, p, t, F = rd["nn"], rd["ee"], rd["p"], rd["t"], layer.F
+        pp = rd.get("pp", p)
         for v in range(t):
             for j in range(ee):
-                start = v * rd["set_elems"] + j * nn * F * p
+                start = v * rd["set_elems"] + j * nn * F * pp
                 for n in range(nn):
                     for f in range(F):
                         for k in range(p):
                             m = rd["m0"] + v * p + k
                             if m < mg:
-                                index = start + (n * F + f) * p + k
+                                index = start + (n * F + f) * pp + k
                                 values[index] = int(ofmap[rd["n0"] + n, rd["group"] * mg + m,
                                                           rd["e0"] + j, f]) & lane_mask
                                 care[index] = True

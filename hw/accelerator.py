@@ -35,6 +35,7 @@ HARDWARE_PARAMETERS = {
     "param_zero_gating": lambda c: int(c.zero_gating),
     "param_zero_skipping": lambda c: int(c.zero_skipping),
     "param_rlc_codec": lambda c: int(c.rlc_codec),
+    "param_psum_group": lambda c: c.psum_group,
 }
 
 

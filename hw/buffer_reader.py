@@ -1,7 +1,7 @@
 """Buffer reader: walks a loop nest over the global buffer and feeds a multicast network."""
 
 from amaranth import *
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -18,9 +18,11 @@ class BufferReader(wiring.Component):
     buffer and sends each, with the nest's row and column tags, to a multicast network.
 
     Elements are ``element_lanes`` lanes of ``data_width`` bits (1 for ifmaps and filters,
-    ``config.psum_lanes`` for psums); element address ``a`` is slot ``a mod k`` of word
-    ``a div k`` with ``k = lanes / element_lanes`` elements per word. Values are sign-extended
-    to ``value_width``.
+    ``config.psum_lanes * config.psum_group`` for psums); element address ``a`` is slot
+    ``a mod k`` of word ``a div k`` with ``k = lanes / element_lanes`` elements per word. Values
+    are sign-extended (or truncated) to ``value_width``. With ``group`` an element is that many
+    values of equal width (value 0 in the lowest lanes), sent as one transfer of
+    ``data.ArrayLayout(signed(value_width), group)``.
 
     Latency and back-pressure
     -------------------------
@@ -32,24 +34,35 @@ class BufferReader(wiring.Component):
     ----------
     desc : In(stream.Signature(NestDescriptor(noc_id_width)))
     glb : Out(ReadClient(config))
-    o : Out(stream.Signature(TaggedLayout(noc_id_width, signed(value_width))))
+    o : Out(stream.Signature(TaggedLayout(noc_id_width, shape)))
+        ``shape`` is ``signed(value_width)``, or the group's array layout with ``group``.
     busy : Out(1)
     """
 
     FIFO_DEPTH = 4
 
-    def __init__(self, config, *, element_lanes, value_width):
+    def __init__(self, config, *, element_lanes, value_width, group=None):
         require_config(config)
-        if element_lanes not in (1, 2, 4, 8, 16, 32) or element_lanes > config.lanes:
+        if (not isinstance(element_lanes, int) or element_lanes < 1
+                or element_lanes & (element_lanes - 1) or element_lanes > config.lanes):
             raise ValueError(f"Element lanes must be a power of two up to {config.lanes}, "
                              f"not {element_lanes!r}")
+        if group is not None and (not isinstance(group, int) or group < 1
+                                  or element_lanes % group):
+            raise ValueError(f"Group must be a positive divisor of the element's "
+                             f"{element_lanes} lanes, not {group!r}")
         self._config = config
         self._element_lanes = element_lanes
         self._value_width = value_width
+        self._group = group
+        if group is None:
+            self._shape = signed(value_width)
+        else:
+            self._shape = data.ArrayLayout(signed(value_width), group)
         super().__init__({
             "desc": In(stream.Signature(NestDescriptor(config.noc_id_width))),
             "glb": Out(ReadClient(config)),
-            "o": Out(stream.Signature(TaggedLayout(config.noc_id_width, signed(value_width)))),
+            "o": Out(stream.Signature(TaggedLayout(config.noc_id_width, self._shape))),
             "busy": Out(1),
         })
 
@@ -64,7 +77,7 @@ class BufferReader(wiring.Component):
                                             addr_width=cfg.element_addr_width,
                                             count_width=cfg.nest_count_width)
         wiring.connect(m, wiring.flipped(self.desc), nest.desc)
-        layout = TaggedLayout(cfg.noc_id_width, signed(self._value_width))
+        layout = TaggedLayout(cfg.noc_id_width, self._shape)
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=layout.size,
                                                          depth=self.FIFO_DEPTH)
 
@@ -92,10 +105,16 @@ class BufferReader(wiring.Component):
         m.d.comb += [
             packed.row.eq(pending_row),
             packed.col.eq(pending_col),
-            packed.data.eq(element.as_signed()),
             out_fifo.w_data.eq(packed.as_value()),
             out_fifo.w_en.eq(self.glb.data_valid),
         ]
+        if self._group is None:
+            m.d.comb += packed.data.eq(element.as_signed())
+        else:
+            part_bits = elem_bits // self._group
+            for i in range(self._group):
+                m.d.comb += packed.data[i].eq(element[i * part_bits:(i + 1) * part_bits]
+                                              .as_signed())
         m.d.comb += [
             self.o.valid.eq(out_fifo.r_rdy),
             self.o.payload.eq(out_fifo.r_data),

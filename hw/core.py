@@ -21,7 +21,7 @@ __all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COU
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 4
+STREAM_FORMAT_VERSION = 5
 
 
 class Opcode(enum.Enum, shape=8):
@@ -150,7 +150,8 @@ class AcceleratorCore(wiring.Component):
         readers = {
             "filt": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
             "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
-            "psum": BufferReader(cfg, element_lanes=cfg.psum_lanes, value_width=cfg.acc_width),
+            "psum": BufferReader(cfg, element_lanes=cfg.psum_lanes * cfg.psum_group,
+                                 value_width=cfg.acc_width, group=cfg.psum_group),
         }
         for idx, (name, reader) in enumerate(readers.items()):
             m.submodules[f"{name}_reader"] = reader

@@ -9,6 +9,7 @@ from ..config import require_config
 from .gather import SourcedLayout
 from .glb import WriteClient
 from .loop_nest import ADDR_WIDTH
+from .pe import PsumGroup
 
 __all__ = ["OutputDescriptor", "OutputWriter"]
 
@@ -16,11 +17,13 @@ __all__ = ["OutputDescriptor", "OutputWriter"]
 def OutputDescriptor(config):
     """Layout of an output-path job.
 
-    ``count`` values are taken from the output network. The ``n``-th value from source PE
-    ``(r, c)`` goes to element ``base + r*row_step + c*col_step + n``. With ``final`` set, the
-    value is requantised (rounding shift by ``shift``, saturation to ``data_width``, ReLU if
-    ``relu``) and stored as a data element (one lane); otherwise it is stored raw as a psum
-    element (``psum_lanes`` lanes), to come back later through the psum network.
+    ``count`` transfers (groups of ``g = config.psum_group`` psums) are taken from the output
+    network. Value ``i`` of the ``n``-th group from source PE ``(r, c)`` goes to element
+    ``base + r*row_step + c*col_step + n*g + i``; ``base``, ``row_step`` and ``col_step`` must be
+    multiples of ``g`` (a group is then one aligned buffer write). With ``final`` set, the values
+    are requantised (rounding shift by ``shift``, saturation to ``data_width``, ReLU if
+    ``relu``) and stored as data elements (one lane each); otherwise they are stored raw as psum
+    elements (``psum_lanes`` lanes each), to come back later through the psum network.
     """
     return data.StructLayout({
         "count": 24,
@@ -42,14 +45,14 @@ class OutputWriter(wiring.Component):
 
     Latency and back-pressure
     -------------------------
-    Two register stages (address/requantise, write); one value per cycle. ``i.ready`` falls when
+    Two register stages (address/requantise, write); one group per cycle. ``i.ready`` falls when
     the write stage waits for its bank, so nothing is lost. ``busy`` is high from accepting a
     descriptor until its ``count`` values are written.
 
     Attributes
     ----------
     desc : In(stream.Signature(OutputDescriptor(config)))
-    i : In(stream.Signature(SourcedLayout(rows, cols, signed(acc_width))))
+    i : In(stream.Signature(SourcedLayout(rows, cols, PsumGroup(config))))
     glb : Out(WriteClient(config))
     busy : Out(1)
     """
@@ -60,7 +63,7 @@ class OutputWriter(wiring.Component):
         super().__init__({
             "desc": In(stream.Signature(OutputDescriptor(config))),
             "i": In(stream.Signature(SourcedLayout(config.rows, config.cols,
-                                                   signed(config.acc_width)))),
+                                                   PsumGroup(config)))),
             "glb": Out(WriteClient(config)),
             "busy": Out(1),
         })
@@ -88,7 +91,6 @@ class OutputWriter(wiring.Component):
         # stage 1: address and value
         s1_valid = Signal()
         s1_addr = Signal(ew)
-        s1_value = Signal(signed(aw))
         s1_final = Signal()
         write_stall = Signal()
         src = self.i.payload
@@ -100,58 +102,67 @@ class OutputWriter(wiring.Component):
             self.i.ready.eq(take),
         ]
 
-        # requantisation (combinational on the incoming value)
-        acc = src.data
-        shift = job.shift
-        shifted = Signal(signed(aw + 1))
-        round_bit = Signal()
-        m.d.comb += [
-            shifted.eq(acc >> shift),
-            round_bit.eq(Mux(shift == 0, 0, (acc >> (shift - 1)[:len(shift)])[0])),
-        ]
-        rounded = Signal(signed(aw + 1))
-        m.d.comb += rounded.eq(shifted + round_bit)
+        # requantisation (combinational on the incoming values)
+        g = cfg.psum_group
         lo, hi = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
-        saturated = Signal(signed(dw))
-        with m.If(rounded > hi):
-            m.d.comb += saturated.eq(hi)
-        with m.Elif(rounded < lo):
-            m.d.comb += saturated.eq(lo)
-        with m.Else():
-            m.d.comb += saturated.eq(rounded)
-        final_value = Signal(signed(dw))
-        m.d.comb += final_value.eq(Mux(job.relu & saturated[-1], 0, saturated))
+        shift = job.shift
+        stored = Signal(PsumGroup(cfg))
+        for i in range(g):
+            acc = src.data[i]
+            shifted = Signal(signed(aw + 1), name=f"shifted{i}")
+            round_bit = Signal(name=f"round_bit{i}")
+            m.d.comb += [
+                shifted.eq(acc >> shift),
+                round_bit.eq(Mux(shift == 0, 0, (acc >> (shift - 1)[:len(shift)])[0])),
+            ]
+            rounded = Signal(signed(aw + 1), name=f"rounded{i}")
+            m.d.comb += rounded.eq(shifted + round_bit)
+            saturated = Signal(signed(dw), name=f"saturated{i}")
+            with m.If(rounded > hi):
+                m.d.comb += saturated.eq(hi)
+            with m.Elif(rounded < lo):
+                m.d.comb += saturated.eq(lo)
+            with m.Else():
+                m.d.comb += saturated.eq(rounded)
+            final_value = Signal(signed(dw), name=f"final_value{i}")
+            m.d.comb += final_value.eq(Mux(job.relu & saturated[-1], 0, saturated))
+            m.d.comb += stored[i].eq(Mux(job.final, final_value, acc))
 
+        s1_values = Signal(PsumGroup(cfg))
         with m.If(~write_stall):
             m.d.sync += s1_valid.eq(take)
         with m.If(take):
             m.d.sync += [
                 s1_addr.eq(job.base[:ew] + src.row * job.row_step[:ew]
                            + src.col * job.col_step[:ew] + counts[index]),
-                s1_value.eq(Mux(job.final, final_value, acc)),
+                s1_values.eq(stored),
                 s1_final.eq(job.final),
-                counts[index].eq(counts[index] + 1),
+                counts[index].eq(counts[index] + g),
                 remaining.eq(remaining - 1),
             ]
 
-        # stage 2: the buffer write (data replicated to every slot, mask picks the slot)
-        data_slots = cfg.lanes
-        psum_slots = cfg.lanes // cfg.psum_lanes
-        data_word = Cat(s1_value[:dw] for _ in range(data_slots))
+        # stage 2: the buffer write (the group replicated to every slot, the mask picks one)
+        data_slots = cfg.lanes // g
+        psum_slots = cfg.lanes // (cfg.psum_lanes * g)
+        data_word = Cat(Cat(s1_values[i][:dw] for i in range(g)) for _ in range(data_slots))
         psum_bits = cfg.psum_lanes * dw
-        extended = (Cat(s1_value, s1_value[-1].replicate(psum_bits - aw))
-                    if psum_bits > aw else s1_value[:psum_bits])
-        psum_word = Cat(extended for _ in range(psum_slots))
-        data_bits = exact_log2(data_slots)
-        psum_bits_n = exact_log2(psum_slots)
+
+        def extend(value):
+            return (Cat(value, value[-1].replicate(psum_bits - aw))
+                    if psum_bits > aw else value[:psum_bits])
+        psum_word = Cat(Cat(extend(s1_values[i]) for i in range(g)) for _ in range(psum_slots))
+        g_bits = exact_log2(g)
+        data_bits = exact_log2(cfg.lanes)
+        psum_bits_n = exact_log2(cfg.lanes // cfg.psum_lanes)
         mask = Signal(cfg.lanes)
         with m.If(s1_final):
-            m.d.comb += mask.eq(1 << (s1_addr[:data_bits] if data_bits else 0))
+            slot = s1_addr[g_bits:data_bits] if data_bits > g_bits else C(0, 1)
+            m.d.comb += mask.eq(((1 << g) - 1) << (slot * g))
             m.d.comb += [self.glb.addr.eq(s1_addr[data_bits:]), self.glb.data.eq(data_word)]
         with m.Else():
-            slot = s1_addr[:psum_bits_n] if psum_bits_n else C(0, 1)
-            lane_mask = (1 << cfg.psum_lanes) - 1
-            m.d.comb += mask.eq(lane_mask << (slot * cfg.psum_lanes))
+            slot = s1_addr[g_bits:psum_bits_n] if psum_bits_n > g_bits else C(0, 1)
+            lane_mask = (1 << (cfg.psum_lanes * g)) - 1
+            m.d.comb += mask.eq(lane_mask << (slot * cfg.psum_lanes * g))
             m.d.comb += [self.glb.addr.eq(s1_addr[psum_bits_n:]), self.glb.data.eq(psum_word)]
         m.d.comb += [
             self.glb.mask.eq(mask),

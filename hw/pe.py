@@ -8,7 +8,12 @@ from amaranth.utils import bits_for
 from ..config import require_config
 
 __all__ = ["PEOp", "PEError", "PECommand", "PEDecoded", "decode_pe_command", "PECounters",
-           "PEEvents", "ProcessingElement"]
+           "PEEvents", "PsumGroup", "ProcessingElement"]
+
+
+def PsumGroup(config):
+    """Shape of one psum transfer: ``config.psum_group`` psums (element 0 first)."""
+    return data.ArrayLayout(signed(config.acc_width), config.psum_group)
 
 
 class PEOp(enum.Enum, shape=2):
@@ -164,18 +169,28 @@ class ProcessingElement(wiring.Component):
       spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions
       ahead of the oldest position a MAC still needs.
     - ``psum_in`` (only when ``psum_in_en``) and ``psum_out``: per output ``f``, ``p`` values,
-      filter index innermost.
+      filter index innermost, moved in transfers of ``g = config.psum_group`` consecutive
+      filters (:func:`PsumGroup`, element 0 first): ``ceil(p/g)`` transfers per output, the
+      last one padded (``psum_in`` pad values are ignored, ``psum_out`` pad values are zero).
+      ``psum_in`` transfers enter a FIFO of :meth:`psum_in_depth` transfers (a window's worth
+      at the largest ``p``) whenever it has room and the running command still expects
+      some (``rows*F*ceil(p/g)``), ahead of the MACs; the slot of filter ``k`` with
+      ``k mod g = 0`` takes one from the FIFO and holds it for the next ``g - 1`` filters.
+      So the psum network is never held while a PE works through a window's last slots.
 
     Latency and back-pressure
     -------------------------
     One MAC slot (``s, c, k``) issues per cycle when its ifmap position is present, its psum
-    input (last slot of an output) is valid and the pipeline is not stalled, so a window
+    input (last slot of an output) is in the input FIFO and the pipeline is not stalled, so a
+    window
     costs ``p*q*S`` cycles and refilling the window overlaps with computation. The datapath has
-    three stages (spad read, multiply, accumulate): a ``psum_out`` value appears in the output
-    FIFO three cycles after its last slot issues. ``psum_out`` back-pressure stalls the
+    three stages (spad read, multiply, accumulate): a ``psum_out`` transfer appears in the
+    output FIFO three cycles after the last slot of its last filter issues (the group's other
+    sums wait in a register). ``psum_out`` back-pressure stalls the
     whole pipeline once the 2-entry output FIFO is full; nothing is lost on any stall. Every
     input stream may stall at any time. Ready signals never depend combinationally on
-    ``psum_out.ready``.
+    ``psum_out.ready``; ``psum_in.ready`` depends on registers only. A ``psum_in`` transfer
+    can be used from the cycle after it is taken.
 
     Storage
     -------
@@ -235,8 +250,8 @@ class ProcessingElement(wiring.Component):
         sets ``error`` if no error is recorded yet.
     filt : In(stream.Signature(signed(data_width)))
     ifmap : In(stream.Signature(signed(data_width)))
-    psum_in : In(stream.Signature(signed(acc_width)))
-    psum_out : Out(stream.Signature(signed(acc_width)))
+    psum_in : In(stream.Signature(PsumGroup(config)))
+    psum_out : Out(stream.Signature(PsumGroup(config)))
     busy : Out(1)
         A command is executing or results are still in the pipeline or output FIFO.
     error : Out(PEError)
@@ -261,8 +276,8 @@ class ProcessingElement(wiring.Component):
             **({"decoded": In(PEDecoded(config))} if predecoded else {}),
             "filt": In(stream.Signature(signed(config.data_width))),
             "ifmap": In(stream.Signature(signed(config.data_width))),
-            "psum_in": In(stream.Signature(signed(config.acc_width))),
-            "psum_out": Out(stream.Signature(signed(config.acc_width))),
+            "psum_in": In(stream.Signature(PsumGroup(config))),
+            "psum_out": Out(stream.Signature(PsumGroup(config))),
             "busy": Out(1),
             "error": Out(PEError),
             "counters": Out(PECounters(config)),
@@ -272,6 +287,12 @@ class ProcessingElement(wiring.Component):
     @property
     def config(self):
         return self._config
+
+    @staticmethod
+    def psum_in_depth(config):
+        """Transfers the ``psum_in`` FIFO holds: one window's at the largest ``p``,
+        ``ceil(psum_spad_depth / psum_group)``."""
+        return -(-config.psum_spad_depth // config.psum_group)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -292,7 +313,11 @@ class ProcessingElement(wiring.Component):
             shape=signed(aw), depth=cfg.psum_spad_depth, init=[])
         psum_wr = psum_spad.write_port()
         psum_rd = psum_spad.read_port(domain="comb")
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw, depth=2)
+        group = cfg.psum_group
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw * group, depth=2)
+        # psum_in transfers wait here until their window's last slots: a window's worth
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=aw * group,
+                                                       depth=self.psum_in_depth(cfg))
 
         # --- latched command ----------------------------------------------------------------
         pos_w = bits_for(cfg.max_ifmap_row_width)
@@ -305,6 +330,9 @@ class ProcessingElement(wiring.Component):
         f_reg = Signal(bits_for(cfg.max_ofmap_width))
         rows_left = Signal(16)
         psum_in_en = Signal()
+        # the fields' last indices, so the sequencers compare with registers, not subtractors
+        s_last, q_last, p_last = Signal.like(s_reg), Signal.like(q_reg), Signal.like(p_reg)
+        f_last, u_last = Signal.like(f_reg), Signal.like(u_reg)
 
         win_reg = Signal(slot_w)       # ring size in positions
         ring = Signal(slot_w)          # window*q: ifmap spad entries in use
@@ -357,6 +385,14 @@ class ProcessingElement(wiring.Component):
         cur_slot = Signal(slot_w)      # ((win_base + cur_s) mod window) * q
         faddr = Signal(fad_w)          # (cur_s*q + cur_c)*p + cur_k
 
+        # psum_in acceptance: the transfers the running command still expects (per row, F
+        # outputs of ceil(p/g) transfers each), taken whenever the input FIFO has room
+        lg = (group - 1).bit_length()
+        in_groups = Signal(range(self.psum_in_depth(cfg) + 1))  # transfers per output
+        in_k = Signal(range(self.psum_in_depth(cfg) + 1))
+        in_f = Signal(bits_for(cfg.max_ofmap_width))
+        in_rows = Signal(16)
+
         running = Signal()
         slot_ready = Signal()          # the ifmap operand(s) the next slot needs are present
         stall = Signal()
@@ -375,6 +411,8 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += [
                     s_reg.eq(cmd.s), p_reg.eq(cmd.p), q_reg.eq(cmd.q),
                     u_reg.eq(cmd.stride), f_reg.eq(cmd.width),
+                    s_last.eq(cmd.s - 1), q_last.eq(cmd.q - 1), p_last.eq(cmd.p - 1),
+                    f_last.eq(cmd.width - 1), u_last.eq(cmd.stride - 1),
                     rows_left.eq(cmd.rows), psum_in_en.eq(cmd.psum_in_en),
                     win_reg.eq(cmd.window), ring.eq(dec.ring), pqs.eq(c_pqs),
                     n_reg.eq(dec.qs), row_len.eq(dec.row_len),
@@ -383,6 +421,8 @@ class ProcessingElement(wiring.Component):
                 ]
                 if not cfg.zero_skipping:
                     m.d.sync += [keep_until.eq(cmd.window), keep_step.eq(dec.keep_step)]
+                m.d.sync += [in_groups.eq((cmd.p + group - 1) >> lg), in_k.eq(0), in_f.eq(0),
+                             in_rows.eq(Mux(cmd.psum_in_en, cmd.rows, 0))]
                 with m.If(self.cmd.valid & self.cmd.ready):
                     with m.If(cmd_error != PEError.NONE):
                         with m.If(self.error == PEError.NONE):
@@ -447,15 +487,27 @@ class ProcessingElement(wiring.Component):
                     for i in range(cfg.ifmap_spad_depth):
                         with m.If(wr_index == i):
                             m.d.sync += zflags[i].eq(self.ifmap.payload == 0)
-            with m.If(wchan == q_reg - 1):
+            with m.If(wchan == q_last):
                 m.d.comb += wpos_next.eq(wpos + 1)
                 m.d.sync += [
                     wchan.eq(0),
                     wslot.eq(Mux(wslot + q_reg >= ring, 0, wslot + q_reg)),
-                    wmod_u.eq(Mux(wmod_u == u_reg - 1, 0, wmod_u + 1)),
+                    wmod_u.eq(Mux(wmod_u == u_last, 0, wmod_u + 1)),
                 ]
             with m.Else():
                 m.d.sync += wchan.eq(wchan + 1)
+
+        m.d.comb += [
+            self.psum_in.ready.eq(running & (in_rows != 0) & in_fifo.w_rdy),
+            in_fifo.w_en.eq(self.psum_in.valid & self.psum_in.ready),
+            in_fifo.w_data.eq(self.psum_in.payload),
+        ]
+        with m.If(in_fifo.w_en):
+            m.d.sync += in_k.eq(in_k + 1)
+            with m.If(in_k == in_groups - 1):
+                m.d.sync += [in_k.eq(0), in_f.eq(in_f + 1)]
+                with m.If(in_f == f_last):
+                    m.d.sync += [in_f.eq(0), in_rows.eq(in_rows - 1)]
 
         # issue stage: one MAC slot (s, c, k) per cycle; `first`/`last` mark the slots that
         # start from zero and that add psum_in and emit the sum
@@ -465,12 +517,22 @@ class ProcessingElement(wiring.Component):
         faddr_now = Signal(fad_w)
         operand_ready = Signal()
         m.d.comb += operand_ready.eq(running & slot_ready & ~stall)
+        # psums come and go in groups of `group` consecutive filters (k) of one output: the
+        # slot of k = 0 (mod group) takes a group from the input FIFO, the others use the
+        # held copy
+        k_in_group = Signal(max(lg, 1))
+        if lg:
+            m.d.comb += k_in_group.eq(cur_k[:lg])
+        psum_hold = Signal(PsumGroup(cfg))
+        in_group = PsumGroup(cfg)(in_fifo.r_data)
+        adds_psum = Signal()
         need_psum = Signal()
-        m.d.comb += need_psum.eq(last & psum_in_en)
+        m.d.comb += [adds_psum.eq(last & psum_in_en),
+                     need_psum.eq(adds_psum & (k_in_group == 0))]
         issue = Signal()
         m.d.comb += [
-            self.psum_in.ready.eq(operand_ready & need_psum),
-            issue.eq(operand_ready & (~need_psum | self.psum_in.valid)),
+            issue.eq(operand_ready & (~need_psum | in_fifo.r_rdy)),
+            in_fifo.r_en.eq(issue & need_psum),
         ]
         zero = Signal()
         m.d.comb += ifmap_rd.addr.eq(rd_index)
@@ -485,8 +547,8 @@ class ProcessingElement(wiring.Component):
         end_of_window = Signal()
         end_of_row = Signal()
         m.d.comb += [
-            end_of_window.eq((cur_k == p_reg - 1) & last),
-            end_of_row.eq(end_of_window & (out_f == f_reg - 1)),
+            end_of_window.eq((cur_k == p_last) & last),
+            end_of_row.eq(end_of_window & (out_f == f_last)),
         ]
         m.d.comb += last_row_done.eq(issue & end_of_row & (rows_left == 1))
 
@@ -499,7 +561,7 @@ class ProcessingElement(wiring.Component):
                 win_base.eq(win_base + u_reg),
                 win_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
             ]
-            with m.If(out_f == f_reg - 1):
+            with m.If(out_f == f_last):
                 # row finished: the whole row has been received by now
                 m.d.sync += [
                     out_f.eq(0), win_base.eq(0), win_slot.eq(0),
@@ -513,7 +575,7 @@ class ProcessingElement(wiring.Component):
             # every slot issues, s-major, c, then k innermost
             m.d.comb += [
                 first.eq((cur_s == 0) & (cur_c == 0)),
-                last.eq((cur_s == s_reg - 1) & (cur_c == q_reg - 1)),
+                last.eq((cur_s == s_last) & (cur_c == q_last)),
                 rd_index.eq(cur_slot + cur_c),
                 faddr_now.eq(faddr),
                 incr["gated_macs"].eq(issue & zero),
@@ -528,15 +590,15 @@ class ProcessingElement(wiring.Component):
             m.d.sync += [need_pos.eq(need_next), slot_ready.eq(need_next < wpos_next)]
             with m.If(issue):
                 m.d.sync += faddr.eq(faddr + 1)
-                with m.If(cur_k != p_reg - 1):
+                with m.If(cur_k != p_last):
                     m.d.sync += cur_k.eq(cur_k + 1)
                 with m.Else():
                     m.d.sync += cur_k.eq(0)
-                    with m.If(cur_c != q_reg - 1):
+                    with m.If(cur_c != q_last):
                         m.d.sync += cur_c.eq(cur_c + 1)
                     with m.Else():
                         m.d.sync += cur_c.eq(0)
-                        with m.If(cur_s != s_reg - 1):
+                        with m.If(cur_s != s_last):
                             m.d.comb += need_next.eq(need_pos + 1)
                             m.d.sync += [
                                 cur_s.eq(cur_s + 1),
@@ -552,7 +614,7 @@ class ProcessingElement(wiring.Component):
                             next_slot = next_window()
                             m.d.sync += cur_slot.eq(
                                 Mux(next_slot >= ring, next_slot - ring, next_slot))
-                            with m.If(out_f == f_reg - 1):
+                            with m.If(out_f == f_last):
                                 m.d.sync += [cur_slot.eq(0), keep_until.eq(win_reg)]
                                 m.d.comb += need_next.eq(0)
         else:
@@ -573,6 +635,7 @@ class ProcessingElement(wiring.Component):
         a_last = Signal()
         a_k = Signal.like(cur_k)
         a_psum = Signal(signed(aw))
+        a_push = Signal()       # the slot completes a group of psum_out (see stage C)
         with m.If(~stall):
             m.d.sync += [
                 a_valid.eq(issue),
@@ -581,8 +644,12 @@ class ProcessingElement(wiring.Component):
                 a_first.eq(first),
                 a_last.eq(last),
                 a_k.eq(cur_k),
-                a_psum.eq(Mux(need_psum, self.psum_in.payload, 0)),
+                a_push.eq((k_in_group == group - 1) | (cur_k == p_last)),
+                a_psum.eq(Mux(adds_psum, Mux(k_in_group == 0, in_group[0],
+                                             psum_hold[k_in_group]), 0)),
             ]
+        with m.If(issue & need_psum):
+            m.d.sync += psum_hold.eq(in_group)
         # stage B: multiply
         b_valid = Signal()
         b_prod = Signal(signed(2 * dw))
@@ -591,10 +658,11 @@ class ProcessingElement(wiring.Component):
         b_last = Signal()
         b_k = Signal.like(cur_k)
         b_psum = Signal(signed(aw))
+        b_push = Signal()
         with m.If(~stall):
             m.d.sync += [
                 b_valid.eq(a_valid), b_gated.eq(a_gated), b_first.eq(a_first),
-                b_last.eq(a_last), b_k.eq(a_k), b_psum.eq(a_psum),
+                b_last.eq(a_last), b_k.eq(a_k), b_psum.eq(a_psum), b_push.eq(a_push),
             ]
             with m.If(a_valid & ~a_gated):
                 m.d.sync += b_prod.eq(a_ifmap * filt_rd.data)
@@ -606,11 +674,26 @@ class ProcessingElement(wiring.Component):
             psum_rd.addr.eq(b_k),
             base.eq(Mux(b_first, 0, psum_rd.data)),
             total.eq(base + Mux(b_gated, 0, b_prod) + b_psum),
-            stall.eq(b_valid & b_last & ~out_fifo.w_rdy),
+            stall.eq(b_valid & b_last & b_push & ~out_fifo.w_rdy),
         ]
+        # a window's sums leave in groups: the group's last filter (or the window's) pushes
+        # the group into the output FIFO, the others wait in out_hold; elements past the
+        # window's last filter are zero
+        out_hold = Signal(PsumGroup(cfg))
+        b_kg = Signal(max(lg, 1))
+        if lg:
+            m.d.comb += b_kg.eq(b_k[:lg])
+        out_group = Signal(PsumGroup(cfg))
+        for i in range(group):
+            held = Mux(b_kg > i, out_hold[i], 0) if i < group - 1 else 0
+            m.d.comb += out_group[i].eq(Mux(b_kg == i, total, held))
         with m.If(b_valid & ~stall):
-            with m.If(b_last):
-                m.d.comb += [out_fifo.w_en.eq(1), out_fifo.w_data.eq(total)]
+            with m.If(b_last & b_push):
+                m.d.comb += [out_fifo.w_en.eq(1), out_fifo.w_data.eq(out_group)]
+            with m.Elif(b_last):
+                for i in range(group):
+                    with m.If(b_kg == i):
+                        m.d.sync += out_hold[i].eq(total)
             with m.Elif(~b_gated | b_first):
                 m.d.comb += [psum_wr.addr.eq(b_k), psum_wr.data.eq(total), psum_wr.en.eq(1)]
             m.d.comb += [

@@ -10,7 +10,8 @@ from amaranth.utils import bits_for
 from ..config import require_config
 from .gather import GatherNetwork, SourcedLayout
 from .multicast import MulticastNetwork, TaggedLayout
-from .pe import PECommand, PEDecoded, PEError, ProcessingElement, decode_pe_command
+from .pe import (PECommand, PEDecoded, PEError, ProcessingElement, PsumGroup,
+                 decode_pe_command)
 from .tree import balanced
 
 __all__ = ["PsumSource", "ArrayTarget", "ArrayConfigWrite", "PEArray"]
@@ -78,8 +79,9 @@ class PEArray(wiring.Component):
         taken into a command register when that is empty; the PEs see it the next cycle, and
         the register empties when every enabled PE has taken it (``busy`` until then).
     filt, ifmap : In(stream.Signature(TaggedLayout(noc_id_width, signed(data_width))))
-    psum : In(stream.Signature(TaggedLayout(noc_id_width, signed(acc_width))))
-    out : Out(stream.Signature(SourcedLayout(rows, cols, signed(acc_width))))
+    psum : In(stream.Signature(TaggedLayout(noc_id_width, PsumGroup(config))))
+        Groups of ``psum_group`` psums (:func:`~rsaccel.hw.pe.PsumGroup`).
+    out : Out(stream.Signature(SourcedLayout(rows, cols, PsumGroup(config))))
     busy : Out(1)
         Some PE is busy or a value is in the output register.
     error : Out(PEError)
@@ -109,9 +111,9 @@ class PEArray(wiring.Component):
             "cmd": In(stream.Signature(PECommand(config))),
             "filt": In(stream.Signature(TaggedLayout(idw, signed(config.data_width)))),
             "ifmap": In(stream.Signature(TaggedLayout(idw, signed(config.data_width)))),
-            "psum": In(stream.Signature(TaggedLayout(idw, signed(config.acc_width)))),
+            "psum": In(stream.Signature(TaggedLayout(idw, PsumGroup(config)))),
             "out": Out(stream.Signature(SourcedLayout(config.rows, config.cols,
-                                                      signed(config.acc_width)))),
+                                                      PsumGroup(config)))),
             "busy": Out(1),
             "error": Out(PEError),
             "dropped": Out(1),
@@ -168,7 +170,7 @@ class PEArray(wiring.Component):
         # networks
         nets = {}
         for net in ("filt", "ifmap", "psum"):
-            shape = signed(cfg.acc_width if net == "psum" else cfg.data_width)
+            shape = PsumGroup(cfg) if net == "psum" else signed(cfg.data_width)
             nets[net] = bus = MulticastNetwork(rows=rows, cols=cols, id_width=idw,
                                                payload_shape=shape)
             m.submodules[f"{net}_gin"] = bus
@@ -178,7 +180,7 @@ class PEArray(wiring.Component):
         m.d.comb += dropped_pulse.eq(Cat(bus.dropped for bus in nets.values()).any())
 
         m.submodules.gon = gon = GatherNetwork(rows=rows, cols=cols,
-                                               payload_shape=signed(cfg.acc_width))
+                                               payload_shape=PsumGroup(cfg))
         wiring.connect(m, gon.o, wiring.flipped(self.out))
 
         # processing elements

@@ -34,6 +34,7 @@ _INT_RANGES = {
     "max_ofmap_width": (1, 4096),
     "counter_width": (16, 64),
     "noc_id_width": (1, 16),
+    "psum_group": (1, 64),
 }
 
 _BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec")
@@ -82,6 +83,15 @@ class AccelConfig:
         Width of every performance counter (they wrap).
     noc_id_width : int
         Width of the per-layer row and column IDs of the multicast networks (and of their tags).
+    psum_group : int
+        Psums moved per transfer on the psum input network, the vertical links and the output
+        network, and per global-buffer access of the psum reader and output writer: one
+        transfer carries a group of consecutive filters' psums of one output. A power of two,
+        at most the psums a word holds (``stream_width // (psum_lanes * data_width)``). 2
+        halves the psum traffic that bounds many passes, for about ``4 * acc_width`` more
+        flip-flops per PE (a held input group, the output being collected and the wider
+        output FIFO); 1 is the narrow network, and the only choice when a word holds one psum
+        (``acc_width > stream_width / 2``).
     """
 
     rows: int = 12
@@ -104,6 +114,7 @@ class AccelConfig:
     max_ofmap_width: int = 256
     counter_width: int = 48
     noc_id_width: int = 6
+    psum_group: int = 2
 
     def __post_init__(self):
         for name, (lo, hi) in _INT_RANGES.items():
@@ -160,6 +171,13 @@ class AccelConfig:
             raise ValueError(
                 f"Config field 'acc_width' = {self.acc_width} needs {self.psum_lanes} "
                 f"data_width lanes per psum, more than the {lanes} of a stream word")
+        per_word = lanes // self.psum_lanes if self.psum_lanes <= lanes else 0
+        if self.psum_group & (self.psum_group - 1) or self.psum_group > max(per_word, 1):
+            raise ValueError(
+                f"Config field 'psum_group' must be a power of two of at most the {per_word} "
+                f"psums of {self.psum_lanes * self.data_width} bits a {self.stream_width}-bit "
+                f"word holds, not {self.psum_group}"
+                + (" (set psum_group = 1)" if per_word <= 1 else ""))
         if self.stream_width < 64:
             raise ValueError(
                 f"Config field 'stream_width' must be at least 64 (command words carry their "
@@ -264,14 +282,14 @@ PRESETS = {
                              ifmap_spad_depth=12, psum_spad_depth=8, glb_banks=8,
                              glb_bank_depth=512, glb_filter_banks=1, rlc_codec=False,
                              max_stride=4, max_ofmap_width=64, counter_width=32,
-                             noc_id_width=4),
+                             noc_id_width=4, psum_group=1),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
     # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
                               ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=2,
                               glb_bank_depth=64, glb_filter_banks=1, rlc_codec=False,
                               max_stride=2, max_ofmap_width=16, counter_width=16,
-                              noc_id_width=2),
+                              noc_id_width=2, psum_group=1),
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .golden import conv2d_acc
-from .pe_model import filter_stream
+from .pe_model import filter_stream, pack_psum_group, psum_groups
 
 __all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits", "encode_program",
            "random_layer", "ARRAY_TEST_CASES", "array_case_program"]
@@ -30,9 +30,11 @@ class ArrayProgram:
     cmds : list of dict
         PE commands broadcast to the enabled PEs.
     filt, ifmap, psum : list of (row_tag, col_tag, value)
-        Values for the three input networks, in sending order.
-    expected : dict[(row, col)] -> list of int
-        Values each output PE must send on the output network, in order.
+        Values for the three input networks, in sending order (a psum ``value`` is a tuple
+        of ``psum_group`` psums, one transfer).
+    expected : dict[(row, col)] -> list of tuple
+        Psum transfers (tuples of ``psum_group`` psums, pad values zero) each output PE must
+        send on the output network, in order.
     """
     cfg: list = field(default_factory=list)
     cmds: list = field(default_factory=list)
@@ -124,30 +126,32 @@ def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
         for n in range(N):
             for f in range(F):
                 for j in range(E):
-                    prog.psum += [(R - 1, j, int(b)) for b in bias]
+                    prog.psum += [(R - 1, j, grp)
+                                  for grp in psum_groups(bias, M, config.psum_group)]
     acc = conv2d_acc(ifmap, weights, bias if bias is not None else np.zeros(M, np.int64),
                      stride=stride, data_width=config.data_width, acc_width=config.acc_width)
     for j in range(E):
         # output row j of every image: f-major, filter-minor
-        prog.expected[(0, j)] = [int(v) for n in range(N)
-                                 for v in np.transpose(acc[n, :, j, :]).reshape(-1)]
+        prog.expected[(0, j)] = psum_groups(
+            [int(v) for n in range(N) for v in np.transpose(acc[n, :, j, :]).reshape(-1)],
+            M, config.psum_group)
     return prog
 
 
 def encode_program(config, prog):
     """Raw bits of every stream word of ``prog``: ``{"cfg", "cmd", "filt", "ifmap", "psum"}``."""
     from ..hw.multicast import TaggedLayout
-    from ..hw.pe import PECommand, PEOp
+    from ..hw.pe import PECommand, PEOp, PsumGroup
     from ..hw.pe_array import ArrayConfigWrite, ArrayTarget
     cfg_layout = ArrayConfigWrite(config)
     cmd_layout = PECommand(config)
     data_layout = TaggedLayout(config.noc_id_width, config.data_width)
-    psum_layout = TaggedLayout(config.noc_id_width, config.acc_width)
+    psum_layout = TaggedLayout(config.noc_id_width, PsumGroup(config))
 
     def tagged(layout, items):
         mask = (1 << layout["data"].width) - 1
-        return [layout.const({"row": r, "col": c, "data": v & mask}).as_bits()
-                for r, c, v in items]
+        return [(r << layout["row"].offset) | (c << layout["col"].offset)
+                | ((v & mask) << layout["data"].offset) for r, c, v in items]
 
     return {
         "cfg": [cfg_layout.const(dict(w, target=ArrayTarget[w["target"]])).as_bits()
@@ -155,7 +159,8 @@ def encode_program(config, prog):
         "cmd": [cmd_layout.const(dict(c, op=PEOp[c["op"]])).as_bits() for c in prog.cmds],
         "filt": tagged(data_layout, prog.filt),
         "ifmap": tagged(data_layout, prog.ifmap),
-        "psum": tagged(psum_layout, prog.psum),
+        "psum": tagged(psum_layout, [(r, c, pack_psum_group(v, config.acc_width))
+                                     for r, c, v in prog.psum]),
     }
 
 

@@ -4,8 +4,9 @@
 RTL and nothing else: the core's PASS decoding (header, descriptor gathering and pushes), the
 ifmap and psum buffer readers (loop nest, global-buffer bank arbitration, 4-entry FIFO), the
 multicast networks (a value waits until every destination took it), each PE's ifmap ring
-acceptance rule, MAC issue order (``psum_in`` taken by the last slot of a window) and 3-stage
-pipeline with its 2-entry output FIFO, the
+acceptance rule, its ``psum_in`` FIFO (filled ahead, emptied by the last slots of a window,
+one transfer of ``psum_group`` psums per group of filters), MAC issue order and 3-stage
+pipeline with its 2-entry output FIFO (pushed once per group), the
 vertical psum links, the round-robin output network with its register stage, and the output
 writer. Values are not computed (timing does not depend on them without zero skipping).
 
@@ -26,7 +27,7 @@ from collections import deque
 from ..gen.compiler import array_config_writes
 from ..hw.buffer_reader import BufferReader
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
-from ..hw.pe import PEOp
+from ..hw.pe import PEOp, ProcessingElement
 from ..hw.pe_array import ArrayTarget, PsumSource
 from .nest_model import nest_points
 
@@ -111,7 +112,9 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r)
 
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
-               "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes)}
+               "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes * c.psum_group)}
+    g = c.psum_group
+    _PE_IN_FIFO_DEPTH = ProcessingElement.psum_in_depth(c)
     dests = {}
     for net in ("ifmap", "psum"):
         table = {}
@@ -154,9 +157,13 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     rows_left = [0] * npe
     a_valid = [False] * npe
     a_last = [False] * npe
+    a_k = [0] * npe
     b_valid = [False] * npe
     b_last = [False] * npe
+    b_k = [0] * npe
     level = [0] * npe          # output FIFO level
+    in_level = [0] * npe       # psum_in FIFO level
+    in_left = [0] * npe        # psum_in transfers the command still expects
     delivered = {"ifmap": set(), "psum": set()}
 
     gather_valid = False
@@ -175,7 +182,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     wait_from = 11 + 2 * nw + ow
 
     cycle = 0
-    limit = 50 * (len(readers["ifmap"].tags) + len(readers["psum"].tags) * (S * Q + 4)
+    limit = 50 * (len(readers["ifmap"].tags) + len(readers["psum"].tags) * (S * Q * g + 4)
                   + count) + 1000
     while True:
         # --- combinational: PE issue conditions --------------------------------------------
@@ -183,40 +190,45 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
         operand = {}
         stalled = set()
         for i in pes:
-            stall = b_valid[i] and b_last[i] and level[i] == _PE_OUT_FIFO_DEPTH
+            # a window's sums leave in groups of g filters: the group's (or the window's)
+            # last filter pushes into the output FIFO
+            push = b_last[i] and (b_k[i] % g == g - 1 or b_k[i] == P - 1)
+            stall = b_valid[i] and push and level[i] == _PE_OUT_FIFO_DEPTH
             if stall:
                 stalled.add(i)
             if not running[i]:
                 continue
             ok = (not stall) and out_f[i] * U + cur_s[i] < wpos[i]
             operand[i] = ok
-            if ok and psum_in_en and cur_s[i] == S - 1 and cur_c[i] == Q - 1:
-                psum_ready[i] = True        # the window's last slots add psum_in
+            if (ok and psum_in_en and cur_s[i] == S - 1 and cur_c[i] == Q - 1
+                    and cur_k[i] % g == 0):
+                psum_ready[i] = True        # the window's last slots add psum_in, a group each
         # psum network head
         pr = readers["psum"]
         psum_head = pr.fifo[0] if pr.fifo else None
         psum_valid = set()
         if psum_head is not None:
             psum_valid = {d for d in dests["psum"][psum_head] if d not in delivered["psum"]}
-        # issue
+        # issue: a group-start last slot takes a transfer from the PE's psum_in FIFO
         issue = {}
-        below_pop = set()
         for i, ok in operand.items():
-            if not ok:
-                issue[i] = False
+            issue[i] = ok and (i not in psum_ready or in_level[i] > 0)
+        # psum_in: a PE takes transfers while its command expects more and its FIFO has room
+        in_ready = {i for i in pes if running[i] and in_left[i] > 0
+                    and in_level[i] < _PE_IN_FIFO_DEPTH}
+        below_pop = set()
+        in_push = set()
+        for i in in_ready:
+            if from_gin[i]:
                 continue
-            if i in psum_ready:
-                if from_gin[i]:
-                    issue[i] = i in psum_valid
-                else:
-                    b = below[i]
-                    issue[i] = level[b] > 0
-                    if issue[i]:
-                        below_pop.add(b)
-            else:
-                issue[i] = True
+            b = below[i]
+            if b is None or level[b] > 0:   # the PE below's output FIFO (or zeros)
+                in_push.add(i)
+                if b is not None:
+                    below_pop.add(b)
         # psum network: destinations that take the value now
-        psum_taken = {d for d in psum_valid if psum_ready.get(d, False)}
+        psum_taken = {d for d in psum_valid if d in in_ready}
+        in_push |= psum_taken
         psum_accept = psum_head is not None and psum_valid <= psum_taken
         # ifmap network
         ir = readers["ifmap"]
@@ -301,16 +313,23 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
             level[grant] -= 1
         for b in below_pop:
             level[b] -= 1
+        for i in in_push:
+            in_level[i] += 1
+            in_left[i] -= 1
+        for i in psum_ready:
+            if issue[i]:
+                in_level[i] -= 1
         # PE pipelines and issue sequencing
         for i in pes:
             if not running[i] and not (a_valid[i] or b_valid[i]):
                 continue
             if i not in stalled:
-                if b_valid[i] and b_last[i]:
+                if b_valid[i] and b_last[i] and (b_k[i] % g == g - 1 or b_k[i] == P - 1):
                     level[i] += 1
-                b_valid[i], b_last[i] = a_valid[i], a_last[i]
+                b_valid[i], b_last[i], b_k[i] = a_valid[i], a_last[i], a_k[i]
                 iss = issue.get(i, False)
                 a_valid[i] = iss
+                a_k[i] = cur_k[i]
                 a_last[i] = iss and cur_s[i] == S - 1 and cur_c[i] == Q - 1
             if issue.get(i, False):
                 if cur_k[i] != P - 1:
@@ -339,6 +358,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
             for i in pes:
                 running[i] = True
                 rows_left[i] = nrows
+                in_left[i] = nrows * F * -(-P // g) if psum_in_en else 0
                 wpos[i] = wchan[i] = wmod[i] = out_f[i] = cur_s[i] = cur_c[i] = cur_k[i] = 0
         elif cycle == push_ifmap:
             ir.active = ir.n > 0

@@ -11,6 +11,8 @@ import numpy as np
 from .golden import conv1d_row
 
 __all__ = ["PECase", "make_pe_case", "filter_stream", "ifmap_stream", "psum_stream",
+           "psum_groups", "pack_psum_group", "unpack_psum_group", "ungroup_psums",
+           "psum_in_words", "psum_transfers", "psum_out_from_words",
            "expected_psum_out", "expected_counters", "issued_slots", "pe_limits_ok"]
 
 
@@ -117,6 +119,70 @@ def ifmap_stream(ifmap):
 def psum_stream(psum):
     """Psums of ``(rows, F, p)`` in stream order (filter index innermost)."""
     return [int(v) for v in np.asarray(psum).reshape(-1)]
+
+
+def psum_groups(values, p, group):
+    """A flat psum stream (outputs of ``p`` filters each, filter innermost) as the transfers
+    that carry it: tuples of ``group`` consecutive filters' psums of one output, the last of
+    each output padded with zeros (:func:`~rsaccel.hw.pe.PsumGroup`)."""
+    values = [int(v) for v in values]
+    if len(values) % p:
+        raise ValueError(f"{len(values)} psums are not whole outputs of p={p}")
+    out = []
+    for start in range(0, len(values), p):
+        for i in range(0, p, group):
+            part = values[start + i:start + min(i + group, p)]
+            out.append(tuple(part + [0] * (group - len(part))))
+    return out
+
+
+def pack_psum_group(values, acc_width):
+    """Raw bits of one psum transfer (value 0 in the low bits)."""
+    mask = (1 << acc_width) - 1
+    return sum((int(v) & mask) << (i * acc_width) for i, v in enumerate(values))
+
+
+def unpack_psum_group(bits, group, acc_width):
+    """The ``group`` signed psums of a transfer's raw bits."""
+    out = []
+    for i in range(group):
+        v = (int(bits) >> (i * acc_width)) & ((1 << acc_width) - 1)
+        out.append(v - (1 << acc_width) if v >> (acc_width - 1) else v)
+    return tuple(out)
+
+
+def ungroup_psums(groups, rows, width, p):
+    """``(rows, width, p)`` psums from the transfers (tuples) of :func:`psum_groups`; raises
+    ValueError if a pad value is not zero or the count is wrong."""
+    group = len(groups[0]) if groups else 1
+    per_output = -(-p // group)
+    if len(groups) != rows * width * per_output:
+        raise ValueError(f"Expected {rows * width * per_output} psum transfers, "
+                         f"got {len(groups)}")
+    flat = np.array(groups, dtype=np.int64).reshape(rows, width, per_output * group)
+    if np.any(flat[:, :, p:]):
+        raise ValueError("A psum transfer's pad values are not zero")
+    return flat[:, :, :p]
+
+
+def psum_in_words(config, case):
+    """Raw bits of the ``psum_in`` transfers of ``case`` (empty without ``psum_in``)."""
+    if case.psum_in is None:
+        return []
+    return [pack_psum_group(g, config.acc_width)
+            for g in psum_groups(psum_stream(case.psum_in), case.p, config.psum_group)]
+
+
+def psum_transfers(config, case):
+    """Number of ``psum_out`` transfers ``case`` produces."""
+    return case.rows * case.width * -(-case.p // config.psum_group)
+
+
+def psum_out_from_words(config, case, words):
+    """``(rows, F, p)`` psums from the raw bits of ``case``'s ``psum_out`` transfers (see
+    :func:`ungroup_psums`)."""
+    groups = [unpack_psum_group(w, config.psum_group, config.acc_width) for w in words]
+    return ungroup_psums(groups, case.rows, case.width, case.p)
 
 
 def expected_psum_out(case, acc_width):

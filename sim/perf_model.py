@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout,
+from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
                             channel_set_problem, iter_blocks, iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
@@ -228,7 +228,8 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     LOAD: its command words, two cycles per descriptor, then one filter value per cycle. RUN:
     its command words, then the slowest of the PE compute of one row chain (``nn*F`` outputs
     of ``p*q*S`` MAC slots, plus a few cycles per chain PE), the ifmap network (one value per
-    cycle), the psum network and the output network (one psum per cycle each), plus the
+    cycle), the psum network and the output network (one group of ``psum_group`` psums per
+    cycle each), plus the
     pipeline's fill and drain. ``issue_fraction`` is the share of MAC slots a zero-skipping PE
     issues (the layer's average; 1 without skipping).
 
@@ -243,7 +244,7 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     row_len = (F - 1) * U + S
     slots = p * q * S
     ifmap = nn * r * q * row_len * (shape.rows_in if U < R else R * ee)
-    psum = t * p * ee * F * nn
+    psum = t * -(-p // config.psum_group) * ee * F * nn
     compute = math.ceil(nn * F * slots * issue_fraction) + (r * R - 1) * 4
     run = _RUN_PASS_WORDS + 2 * 4 + 1 + max(compute, ifmap, psum) + 14
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
@@ -371,8 +372,9 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             out["in_cycles"] += job_cycles
             out["in_jobs"].append((blk, q, cache[key], job_cycles))
         lay = block_layout(c, layer, blk)
+        pp = padded_p(c, p)
         for v in range(t):
-            n = ee * nn * F * p
+            n = ee * nn * F * pp
             first = lay.out_word * lanes + v * lay.set_elems
             reads = (first + n - 1) // lanes - first // lanes + 1
             out["out_reads"] += reads
@@ -384,7 +386,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
                 out["out_cycles"] += max(reads, words)
                 continue
             # element order of a set's outputs: strip row, image, column, filter
-            vals = np.zeros((ee, nn, F, p), dtype=np.int64)
+            vals = np.zeros((ee, nn, F, pp), dtype=np.int64)
             for k in range(p):
                 m = m0 + v * p + k
                 if m < mg:
@@ -467,7 +469,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
         out_words = block_layout(c, layer, Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r)).out_words
-        bias_words = math.ceil(t * p / ppw)
+        pg = -(-p // c.psum_group)          # psum transfers per output position
+        bias_words = math.ceil(t * pg * c.psum_group / ppw)
         dram["command"] += mult * (1 + (not rlc_out))  # bias WRITE (and READ) headers
         dram["bias"] += mult * bias_words
         counts["glb_host_writes"] += mult * bias_words
@@ -497,8 +500,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             counts["noc_filter_transfers"] += k * t * r * R * p * q * S
             counts["noc_ifmap_transfers"] += k * nn * r * q * row_len * (rows_in if U < R
                                                                          else R * ee)
-            counts["noc_psum_transfers"] += k * t * p * ee * F * nn
-            counts["noc_output_transfers"] += k * t * p * ee * F * nn
+            counts["noc_psum_transfers"] += k * t * pg * ee * F * nn
+            counts["noc_output_transfers"] += k * t * pg * ee * F * nn
             shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in, r=r)
             if shape not in shape_cycles:
                 shape_cycles[shape] = pass_cycles(c, layer, shape, issue_fraction)
@@ -597,9 +600,11 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
     """Energy per level and data type (units of one MAC) from access counts.
 
     ``glb_values`` (per ``filter``, ``ifmap``, ``psum``) are the values the stream writes into
-    or reads out of the global buffer; by default the stream words times the lanes.
+    or reads out of the global buffer; by default the stream words times the lanes. A psum
+    transfer or psum buffer access moves ``psum_group`` values (pad values included) and costs
+    as many accesses.
     """
-    lanes = config.lanes
+    lanes, g = config.lanes, config.psum_group
     k = counts
     fill = glb_values or {"filter": dram["filter"] * lanes, "ifmap": dram["ifmap"] * lanes,
                           "psum": (dram["bias"] + dram["ofmap"]) * lanes}
@@ -613,12 +618,13 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
         "array": {
             "filter": costs.array * k["noc_filter_transfers"],
             "ifmap": costs.array * k["noc_ifmap_transfers"],
-            "psum": costs.array * (k["noc_psum_transfers"] + k["noc_output_transfers"]),
+            "psum": costs.array * g * (k["noc_psum_transfers"] + k["noc_output_transfers"]),
         },
         "glb": {
             "filter": costs.glb * (k["glb_filter_reads"] + fill["filter"]),
             "ifmap": costs.glb * (k["glb_ifmap_reads"] + fill["ifmap"]),
-            "psum": costs.glb * (k["glb_psum_reads"] + k["glb_output_writes"] + fill["psum"]),
+            "psum": costs.glb * (g * (k["glb_psum_reads"] + k["glb_output_writes"])
+                                 + fill["psum"]),
         },
         "dram": {
             "filter": costs.dram * dram["filter"] * lanes,

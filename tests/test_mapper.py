@@ -90,9 +90,16 @@ def test_impossible_layer_is_explained():
     with pytest.raises(LayerError, match="R=4 exceeds the array height rows=3"):
         candidate_mappings(TINY, Layer(N=1, C=1, M=1, H=8, W=8, R=4, S=3))
     # even one output row of one image with one filter and channel overflows a small buffer
-    small = TINY.replace(glb_bank_depth=16)
+    # (F = 59 outputs over 3 PE rows: 20 elements per row, 60 psums in 30 words, 60 outputs
+    # in 15 words, 1 bias word, 3 ifmap rows of 70 in 53 words: 99)
+    small = TINY.replace(glb_bank_depth=16, psum_group=1)
     with pytest.raises(LayerError, match="needs 99 global-buffer data words, more than the 64"):
         candidate_mappings(small, Layer(N=1, C=1, M=1, H=8, W=70, R=3, S=12))
+    # with psums in pairs, p = 1 takes 2 elements per output: 40 per row, 120 psums in 60
+    # words, 120 outputs in 30 words, 1 bias word, 53 ifmap words: 144
+    with pytest.raises(LayerError, match="needs 144 global-buffer data words, more than the 64"):
+        candidate_mappings(small.replace(psum_group=2),
+                           Layer(N=1, C=1, M=1, H=8, W=70, R=3, S=12))
 
 
 @pytest.mark.parametrize("objective", ["energy", "cycles"])
@@ -140,9 +147,11 @@ def test_energy_uses_the_costs():
     assert sum(base.energy["dram"].values()) == 200.0 * (k["words_in"] + k["words_out"]) * TINY.lanes
     assert sum(dearer.energy["dram"].values()) == 2 * sum(base.energy["dram"].values())
     assert base.energy["mac"]["mac"] == k["macs"]
-    assert sum(base.energy["array"].values()) == 2.0 * sum(
-        k[n] for n in ("noc_filter_transfers", "noc_ifmap_transfers", "noc_psum_transfers",
-                       "noc_output_transfers"))
+    # a psum transfer moves psum_group values and costs as many array accesses
+    assert TINY.psum_group == 2
+    assert sum(base.energy["array"].values()) == 2.0 * (
+        k["noc_filter_transfers"] + k["noc_ifmap_transfers"]
+        + 2 * (k["noc_psum_transfers"] + k["noc_output_transfers"]))
     assert sum(d.values()) == k["words_in"] + k["words_out"]
 
 

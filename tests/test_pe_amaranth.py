@@ -11,7 +11,8 @@ from rsaccel.hw.pe import PECommand, PEError, ProcessingElement
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
 from rsaccel.sim.pe_model import (PE_TEST_SEEDS, PECase, directed_pe_cases, expected_counters,
                                   expected_psum_out, filter_stream, issued_slots, ifmap_stream, make_pe_case,
-                                  pack_command, pe_commands, psum_stream, stall_profile)
+                                  pack_command, pe_commands, psum_in_words, psum_out_from_words,
+                                  psum_transfers, stall_profile)
 
 TINY = preset("tiny")
 SKIPPING = TINY.replace(zero_skipping=True)
@@ -28,7 +29,7 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None, wi
     dut = ProcessingElement(config)
     rng = random.Random(seed)
     layout = PECommand(config)
-    counts = [case.rows * case.width * case.p for case in cases]
+    counts = [psum_transfers(config, case) for case in cases]
     received = []
     done = set()
     state = {}
@@ -46,8 +47,7 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None, wi
         source("cmd", commands),
         source("filt", [v for case in cases for v in filter_stream(case.filters)]),
         source("ifmap", [v for case in cases for v in ifmap_stream(case.ifmap)]),
-        source("psum_in", [v for case in cases if case.psum_in is not None
-                           for v in psum_stream(case.psum_in)]),
+        source("psum_in", [w for case in cases for w in psum_in_words(config, case)]),
     ]
 
     async def outputs(ctx):
@@ -86,8 +86,8 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None, wi
         f"({described})")
     outs, start = [], 0
     for case, count in zip(cases, counts):
-        chunk = np.array(received[start:start + count], dtype=np.int64)
-        outs.append(chunk.reshape(case.rows, case.width, case.p))
+        outs.append(psum_out_from_words(config, case, [item.as_bits() for item in
+                                                        received[start:start + count]]))
         start += count
     return outs, state
 
@@ -180,6 +180,25 @@ def test_gated_count_is_the_number_of_zero_operands():
     assert state["counters"]["gated_macs"] == zeros > 0
 
 
+#: Psum transfers of one psum and of four (8-bit data, 16-bit psums); ``tiny`` moves two.
+GROUPS = {"group1": TINY.replace(psum_group=1),
+          "group4": TINY.replace(data_width=8, acc_width=16, psum_group=4),
+          "group4_skipping": TINY.replace(data_width=8, acc_width=16, psum_group=4,
+                                          zero_skipping=True)}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+@pytest.mark.parametrize("seed", [310, 311])
+def test_psum_groups_back_to_back(seed, group):
+    # back-to-back shapes (p both below and above the group, not multiples of it) under heavy
+    # back-pressure: every psum and every pad value checked
+    config = GROUPS[group]
+    cases = [make_pe_case(config, seed * 10 + i) for i in range(3)]
+    assert any(case.p % config.psum_group for case in cases) or config.psum_group == 1
+    stalls = dict(stall_profile(seed), psum_out=0.8)
+    check_cases(config, cases, stalls=stalls, seed=seed)
+
+
 def test_wider_accumulator_and_narrow_data():
     config = TINY.replace(data_width=8, acc_width=24, rlc_level_width=16)
     for seed in (21, 22, 23):
@@ -243,12 +262,12 @@ def test_invalid_command_sets_error_and_is_dropped(code):
 
     async def feed_psum(ctx):
         if case.psum_in is not None:
-            await send_stream(ctx, dut.psum_in, psum_stream(case.psum_in), rng)
+            await send_stream(ctx, dut.psum_in, psum_in_words(TINY, case), rng)
 
     async def collect(ctx):
-        out = await receive_stream(ctx, dut.psum_out, case.rows * case.width * case.p, rng,
+        out = await receive_stream(ctx, dut.psum_out, psum_transfers(TINY, case), rng,
                                    max_cycles=20000)
-        result["out"] = np.array(out).reshape(case.rows, case.width, case.p)
+        result["out"] = psum_out_from_words(TINY, case, [item.as_bits() for item in out])
         result["final_error"] = ctx.get(dut.error)
 
     sim = Simulator(dut)

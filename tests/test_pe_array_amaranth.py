@@ -11,6 +11,7 @@ from rsaccel.hw.pe import PEError
 from rsaccel.hw.pe_array import PEArray, PsumSource
 from rsaccel.sim import array_model
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
+from rsaccel.sim.pe_model import unpack_psum_group
 from rsaccel.sim.array_model import (ARRAY_TEST_CASES, array_case_program, encode_program,
                                      random_layer, single_pass_program)
 
@@ -64,7 +65,8 @@ def run_array(config, prog, *, stall=0.25, seed=0, max_cycles=60000):
     sim.run()
     by_source = {}
     for item in received:
-        by_source.setdefault((int(item.row), int(item.col)), []).append(int(item.data))
+        by_source.setdefault((int(item.row), int(item.col)), []).append(
+            unpack_psum_group(item.data.as_bits(), config.psum_group, config.acc_width))
     return by_source, state
 
 

@@ -14,17 +14,19 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from rsaccel.config import AccelConfig
 from rsaccel.hw.gather import SourcedLayout
+from rsaccel.hw.pe import PsumGroup
+from rsaccel.sim.pe_model import unpack_psum_group
 from rsaccel.sim.array_model import array_case_program, encode_program
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
 
 
 def _unpack_sourced(config, bits):
-    layout = SourcedLayout(config.rows, config.cols, config.acc_width)
+    layout = SourcedLayout(config.rows, config.cols, PsumGroup(config))
     fields = {}
     for name, fld in layout:
         value = (bits >> fld.offset) & ((1 << fld.width) - 1)
-        if name == "data" and value >> (fld.width - 1):
-            value -= 1 << fld.width
+        if name == "data":
+            value = unpack_psum_group(value, config.psum_group, config.acc_width)
         fields[name] = value
     return fields
 

@@ -21,7 +21,8 @@ from rsaccel.config import AccelConfig
 from rsaccel.hw.pe import PE_COUNTER_NAMES, PECommand
 from rsaccel.sim.pe_model import (directed_pe_cases, expected_counters, expected_psum_out,
                                   filter_stream, ifmap_stream, make_pe_case, pack_command,
-                                  pe_commands, psum_stream, stall_profile)
+                                  pe_commands, psum_in_words, psum_out_from_words,
+                                  psum_transfers, stall_profile)
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
 
 
@@ -50,7 +51,7 @@ async def _run_case(dut, config, case, stall, seed):
     filt = StreamSource(dut, "filt", clk, rng, stalls["filt"])
     ifmap = StreamSource(dut, "ifmap", clk, rng, stalls["ifmap"])
     psum_in = StreamSource(dut, "psum_in", clk, rng, stalls["psum_in"])
-    psum_out = StreamSink(dut, "psum_out", clk, rng, stalls["psum_out"])
+    psum_out = StreamSink(dut, "psum_out", clk, rng, stalls["psum_out"], signed=False)
 
     clear = dict(pe_commands(config, case)[0], op="CLEAR")
     commands = [pack_command(layout, c) for c in [clear] + pe_commands(config, case)]
@@ -58,8 +59,8 @@ async def _run_case(dut, config, case, stall, seed):
              cocotb.start_soon(filt.send(filter_stream(case.filters))),
              cocotb.start_soon(ifmap.send(ifmap_stream(case.ifmap)))]
     if case.psum_in is not None:
-        tasks.append(cocotb.start_soon(psum_in.send(psum_stream(case.psum_in))))
-    count = case.rows * case.width * case.p
+        tasks.append(cocotb.start_soon(psum_in.send(psum_in_words(config, case))))
+    count = psum_transfers(config, case)
     received = await psum_out.receive(count, max_cycles=50 * count * case.q * case.s + 4000)
     assert len(received) == count, (
         f"PE hung: {len(received)} of {count} psums arrived ({case.describe()})")
@@ -77,7 +78,7 @@ async def _run_case(dut, config, case, stall, seed):
         task.cancel()
     assert not unfinished, f"input streams {unfinished} not fully consumed ({case.describe()})"
     await RisingEdge(clk)
-    got = np.array(received, dtype=np.int64).reshape(case.rows, case.width, case.p)
+    got = psum_out_from_words(config, case, received)
     expected = expected_psum_out(case, config.acc_width)
     bad = np.argwhere(got != expected)
     assert bad.size == 0, (
