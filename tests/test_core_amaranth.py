@@ -23,23 +23,23 @@ def reference(config, layer, x, w, b):
                   acc_width=config.acc_width)
 
 
-def mapping_for(rule, layer, x):
+def mapping_for(rule, layer, x, config=TINY):
     if rule == "simple":
-        return plan_mapping(TINY, layer)
-    return choose_mapping(TINY, layer, objective=rule, ifmap=x)[0]
+        return plan_mapping(config, layer)
+    return choose_mapping(config, layer, objective=rule, ifmap=x)[0]
 
 
-def run_test_layer(name, rule, **run):
-    """Compile test layer ``name`` under mapping ``rule`` (skipping a mapper rule that picks
-    the simple one) and run it through the core; returns what the checks need."""
+def run_test_layer(name, rule, config=TINY, **run):
+    """Compile test layer ``name`` for ``config`` under mapping ``rule`` (skipping a mapper
+    rule that picks the simple one) and run it through the core; returns what the checks need."""
     layer, zeros = TEST_LAYERS[name]
-    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
-    mapping = mapping_for(rule, layer, x)
-    if rule != "simple" and mapping == plan_mapping(TINY, layer):
+    x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
+    mapping = mapping_for(rule, layer, x, config)
+    if rule != "simple" and mapping == plan_mapping(config, layer):
         pytest.skip("the mapper picks the simple rule's mapping (run under 'simple')")
-    compiled = compile_layer(TINY, layer, x, w, b, mapping)
+    compiled = compile_layer(config, layer, x, w, b, mapping)
     expect = sum(r["words"] for r in compiled.reads) + 1
-    words, state = run_core(TINY, compiled.words, expect, **run)
+    words, state = run_core(config, compiled.words, expect, **run)
     assert state["error"] == CoreError.NONE
     return layer, (x, w, b), mapping, compiled, expect, words, state
 
@@ -362,47 +362,36 @@ PSUM_GROUPS = {"group1": TINY.replace(psum_group=1),
                "group4": TINY.replace(data_width=8, acc_width=16, psum_group=4)}
 
 
-def _run_layer_on(config, name, mapping=None, **run):
-    layer, zeros = TEST_LAYERS[name]
-    x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
-    mapping = mapping or plan_mapping(config, layer)
-    compiled = compile_layer(config, layer, x, w, b, mapping)
-    expect = sum(r["words"] for r in compiled.reads) + 1
-    words, state = run_core(config, compiled.words, expect, max_cycles=400000, **run)
-    assert state["error"] == CoreError.NONE
-    ofmap = unpack_outputs(config, compiled, words)
-    assert np.array_equal(ofmap, reference(config, layer, x, w, b)), name
-    return layer, x, mapping, state["counters"]
+def _psum_transfers_per_network(layer, mapping, group):
+    """Psum transfers a mapping needs on each psum network, counted from its blocks: every
+    channel chunk of a block sends ``t*ee*nn*F`` outputs, ``ceil(p/group)`` transfers each."""
+    chunks = len(list(iter_chunks(layer, mapping)))
+    return sum(chunks * blk.t * blk.ee * blk.nn * layer.F * -(-blk.p // group)
+               for blk in iter_blocks(layer, mapping))
 
 
 @pytest.mark.parametrize("group", sorted(PSUM_GROUPS))
 @pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
 def test_psum_groups_bit_exact_and_modelled(name, group):
-    # bit-exact under stalls, every counter as modelled, and without stalls the cycles too
+    # bit-exact under stalls, every counter as modelled; without stalls the cycles too, and the
+    # RTL's own counters show ceil(p/g) transfers per output on both psum networks and the reads
     config = PSUM_GROUPS[group]
-    layer, x, mapping, c = _run_layer_on(config, name, stall=0.3, seed=3)
-    model = model_layer(config, layer, mapping, ifmap=x)
-    wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
-    assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
-    _, _, _, c0 = _run_layer_on(config, name, mapping, stall=0.0)
-    assert model.cycles == c0["cycles"], (model.cycles, c0["cycles"])
-
-
-def test_psum_groups_cut_psum_transfers():
-    # the same mapping on the narrow network and with groups of two: the RTL's own counters
-    # show ceil(p/2) transfers per output instead of p on both psum networks
-    name = "relu_shift_pad_multipass"
-    narrow = PSUM_GROUPS["group1"]
-    layer, x, mapping, one = _run_layer_on(narrow, name)
-    _, _, _, two = _run_layer_on(TINY, name, mapping)
-    # per block, t*ee*nn*F outputs per channel pass, p or ceil(p/2) transfers each
-    chunks = len(list(iter_chunks(layer, mapping)))
-    per_p = {}
-    for blk in iter_blocks(layer, mapping):
-        per_p[blk.p] = per_p.get(blk.p, 0) + chunks * blk.t * blk.ee * blk.nn * layer.F
-    assert any(p % 2 for p in per_p) and any(p > 1 for p in per_p)
+    g = config.psum_group
+    for stall in (0.3, 0.0):
+        layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
+            name, "simple", config, stall=stall, seed=3, max_cycles=400000)
+        ofmap = unpack_outputs(config, compiled, words)
+        assert np.array_equal(ofmap, reference(config, layer, x, w, b)), (name, stall)
+        c = state["counters"]
+        model = model_layer(config, layer, mapping, ifmap=x)
+        wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
+        assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
+    assert model.cycles == c["cycles"], (model.cycles, c["cycles"])
+    blocks = list(iter_blocks(layer, mapping))
+    if name == "relu_shift_pad_multipass":
+        # the case that shows grouping: blocks of several filters, some not a multiple of g
+        assert any(blk.p > 1 for blk in blocks)
+        assert g == 1 or any(blk.p % g for blk in blocks)
+    transfers = _psum_transfers_per_network(layer, mapping, g)
     for counter in ("noc_psum_transfers", "noc_output_transfers", "glb_psum_reads"):
-        assert one[counter] == sum(p * n for p, n in per_p.items()), (counter, one[counter])
-        assert two[counter] == sum(-(-p // 2) * n for p, n in per_p.items()), (
-            counter, two[counter])
-    assert one["macs"] == two["macs"]
+        assert c[counter] == transfers, (counter, c[counter], transfers)
