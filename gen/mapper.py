@@ -152,31 +152,40 @@ def candidate_mappings(config, layer):
 
 
 def choose_mapping(config, layer, *, objective="energy", ifmap=None, zero_fraction=0.0,
-                   costs=None, stream_words_per_cycle=1.0, cycle_model="estimate"):
+                   costs=None, stream_words_per_cycle=1.0, cycle_model="estimate", refine=1):
     """The best legal mapping of ``layer`` for ``objective`` and its model.
 
     ``objective`` is ``"energy"`` (ties broken by cycles) or ``"cycles"`` (ties broken by
-    energy). Candidates are ranked with the model's fast cycle estimate; the returned model
-    of the winner uses ``cycle_model`` (``"exact"`` steps its RUN passes, see
-    :func:`~rsaccel.sim.perf_model.model_layer`). Returns ``(mapping, model, candidates)``
-    with ``model`` a :class:`~rsaccel.sim.perf_model.LayerModel` and ``candidates`` the
-    number scored.
+    energy). Candidates are ranked with the model's fast cycle estimate. With ``refine = K > 1``
+    the ``K`` best of that ranking are scored again with the exact model (which steps every
+    distinct RUN pass, see :func:`~rsaccel.sim.perf_model.model_layer`) and the best of those
+    wins: the estimate misses the chain lag and the coupling between the networks, so on big
+    layers it can be several per cent low and rank two close mappings the wrong way round.
+    Each refined candidate costs one exact model (seconds on AlexNet's layers). The returned
+    model of the winner uses ``cycle_model`` (``"exact"`` whenever ``refine > 1``). Returns
+    ``(mapping, model, candidates)`` with ``model`` a
+    :class:`~rsaccel.sim.perf_model.LayerModel` and ``candidates`` the number scored.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"Objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 1:
+        raise ValueError(f"refine must be an integer of at least 1, not {refine!r}")
     candidates = candidate_mappings(config, layer)
     zeros = ZeroStats(layer, ifmap, zero_fraction)
-    best = best_key = None
-    for mp in candidates:
+
+    def score(mp, how):
         model = model_layer(config, layer, mp, zeros=zeros, costs=costs,
-                            stream_words_per_cycle=stream_words_per_cycle,
-                            cycle_model="estimate")
+                            stream_words_per_cycle=stream_words_per_cycle, cycle_model=how)
         energy, cycles = model.total_energy, model.cycles
-        key = (energy, cycles) if objective == "energy" else (cycles, energy)
-        if best_key is None or key < best_key:
-            best, best_key = model, key
-    if cycle_model != "estimate":
-        best = model_layer(config, layer, best.mapping, zeros=zeros, costs=costs,
-                           stream_words_per_cycle=stream_words_per_cycle,
-                           cycle_model=cycle_model)
+        return ((energy, cycles) if objective == "energy" else (cycles, energy)), model
+
+    # candidates come in a fixed order and sorting is stable, so ties keep the first one
+    ranked = sorted((score(mp, "estimate") for mp in candidates), key=lambda s: s[0])
+    if refine > 1:
+        best = min((score(model.mapping, "exact") for _, model in ranked[:refine]),
+                   key=lambda s: s[0])[1]
+    else:
+        best = ranked[0][1]
+        if cycle_model != "estimate":
+            best = score(best.mapping, cycle_model)[1]
     return best.mapping, best, len(candidates)

@@ -21,6 +21,16 @@ def _set_pair(text):
     return name.strip(), value.strip()
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def resolve_config(preset_name, settings, config_file=None):
     """Preset, then ``--config`` file, then ``--set`` pairs; :class:`UsageError` on a problem."""
     try:
@@ -112,7 +122,7 @@ def _cmd_run(args):
     try:
         result = run_layer(config, layer, tensors["ifmap"], tensors["weights"], tensors["bias"],
                            simulator=args.sim, build_root=args.build_dir, seed=args.seed,
-                           stall=args.stall, mapper=args.mapper,
+                           stall=args.stall, mapper=args.mapper, refine=args.refine,
                            rlc_in=args.rlc in ("in", "both"), rlc_out=args.rlc in ("out", "both"))
     except (LayerError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -207,7 +217,7 @@ def _cmd_map(args):
             mapping, model, candidates = choose_mapping(
                 config, layer, objective=args.objective, zero_fraction=args.zero_fraction,
                 costs=costs, stream_words_per_cycle=args.stream_bandwidth,
-                cycle_model=args.cycle_model)
+                cycle_model=args.cycle_model, refine=args.refine)
         except LayerError as exc:
             if args.layer is not None:
                 raise UsageError(str(exc)) from None
@@ -222,7 +232,7 @@ def _cmd_map(args):
         print(json.dumps({"config": config.as_dict(), "objective": args.objective,
                           "zero_fraction": args.zero_fraction,
                           "stream_words_per_cycle": args.stream_bandwidth,
-                          "cycle_model": args.cycle_model,
+                          "cycle_model": args.cycle_model, "refine": args.refine,
                           "energy_costs": costs.__dict__, "layers": rows}, indent=2))
         return 0
     if args.layer is not None:
@@ -369,6 +379,11 @@ def build_parser():
     run.add_argument("--mapper", choices=["energy", "cycles", "simple"], default="energy",
                      help="how the mapping is chosen: the mapper minimising modelled energy or "
                           "cycles, or the compiler's simple rule (default: energy)")
+    run.add_argument("--refine", type=_positive_int, default=1, metavar="K",
+                     help="score the K best mappings of the fast estimate again with the exact "
+                          "model and take the best of those; the estimate can be several per "
+                          "cent low on big layers. Costs K exact models per layer, seconds each "
+                          "on AlexNet's layers (default: 1, the estimate's best)")
     run.add_argument("--rlc", choices=["none", "in", "out", "both"], default="none",
                      help="which feature maps cross the stream run-length coded: the ifmap "
                           "(in), the ofmap (out), both, or none; filters and biases always go "
@@ -396,6 +411,11 @@ def build_parser():
                          "shipped networks)")
     mp.add_argument("--objective", choices=["energy", "cycles"], default="energy",
                     help="what the mapper minimises (default: energy)")
+    mp.add_argument("--refine", type=_positive_int, default=1, metavar="K",
+                    help="score the K best mappings of the fast estimate again with the exact "
+                         "model and take the best of those; the estimate can be several per "
+                         "cent low on big layers. Costs K exact models per layer, seconds each "
+                         "on AlexNet's layers (default: 1, the estimate's best)")
     mp.add_argument("--zero-fraction", type=float, default=0.0, metavar="Z",
                     help="expected fraction of zero ifmap values, for gated MACs (default: 0)")
     mp.add_argument("--stream-bandwidth", type=float, default=1.0, metavar="W",

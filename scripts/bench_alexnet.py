@@ -60,6 +60,9 @@ def main(argv=None):
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mapper", default="energy", choices=MAPPERS)
+    parser.add_argument("--refine", type=int, default=1, metavar="K",
+                        help="the mapper re-scores its K best candidates with the exact model "
+                             "(see 'rsaccel map --refine'; default: 1)")
     parser.add_argument("--build-dir", default="build/bench")
     parser.add_argument("--out", default="docs/results/alexnet")
     args = parser.parse_args(argv)
@@ -69,7 +72,7 @@ def main(argv=None):
     for name in args.layers:
         layer = Layer(N=args.batch, relu=True, out_shift=8, **ALEXNET[name])
         x, w, b = tensors(config, layer, EYERISS[name]["zeros"], args.seed)
-        mapping = pick_mapping(config, layer, args.mapper, ifmap=x)
+        mapping = pick_mapping(config, layer, args.mapper, ifmap=x, refine=args.refine)
         print(f"{name}: {layer.macs / 1e6:.1f} M MACs, mapping {mapping.as_dict()}", flush=True)
         start = time.time()
         result = run_layer(config, layer, x, w, b, simulator=args.sim,
@@ -117,7 +120,8 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"preset": args.preset, "batch": args.batch, "simulator": args.sim,
-            "seed": args.seed, "mapper": args.mapper, "config": config.as_dict()}
+            "seed": args.seed, "mapper": args.mapper, "refine": args.refine,
+            "config": config.as_dict()}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "layers": rows,
                                                     "total": total}, indent=2) + "\n")
     lines = [

@@ -70,23 +70,25 @@ def check_tensors(config, layer, ifmap, weights, bias):
 MAPPERS = ("energy", "cycles", "simple")
 
 
-def pick_mapping(config, layer, mapper="energy", ifmap=None):
+def pick_mapping(config, layer, mapper="energy", ifmap=None, refine=1):
     """The mapping ``run_layer`` uses: :func:`~rsaccel.gen.mapper.choose_mapping` for
-    ``"energy"`` or ``"cycles"``, :func:`~rsaccel.gen.compiler.plan_mapping` for ``"simple"``."""
+    ``"energy"`` or ``"cycles"`` (``refine`` as there), :func:`~rsaccel.gen.compiler.plan_mapping`
+    for ``"simple"``."""
     if mapper == "simple":
         return plan_mapping(config, layer)
     if mapper not in MAPPERS:
         raise ValueError(f"Mapper must be one of {', '.join(MAPPERS)}, not {mapper!r}")
     from ..gen.mapper import choose_mapping
-    return choose_mapping(config, layer, objective=mapper, ifmap=ifmap)[0]
+    return choose_mapping(config, layer, objective=mapper, ifmap=ifmap, refine=refine)[0]
 
 
 def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", build_root=None,
               seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000, mapper="energy",
-              mapping=None, rlc_in=False, rlc_out=False):
+              mapping=None, rlc_in=False, rlc_out=False, refine=1):
     """Run ``layer`` on the accelerator of ``config`` under ``simulator``.
 
-    The mapping is ``mapping`` if given, else the one ``mapper`` picks (:func:`pick_mapping`).
+    The mapping is ``mapping`` if given, else the one ``mapper`` picks (:func:`pick_mapping`,
+    with ``refine``).
     ``rlc_in`` / ``rlc_out`` send the ifmap and receive the ofmap run-length coded (filters
     and biases always go plain). The result carries the measured counters and the model's
     prediction for the same run.
@@ -103,7 +105,7 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     _check_fits(config, layer)     # a layer the array cannot hold is refused first
     ifmap, weights, bias = check_tensors(config, layer, ifmap, weights, bias)
     if mapping is None:
-        mapping = pick_mapping(config, layer, mapper, ifmap)
+        mapping = pick_mapping(config, layer, mapper, ifmap, refine)
     else:
         from ..gen.mapper import check_mapping
         check_mapping(config, layer, mapping)

@@ -117,6 +117,26 @@ def test_choice_is_the_best_candidate(objective):
     assert len(set(scores)) > 1     # the objective tells the mappings apart
 
 
+def test_refine_takes_the_exact_best_of_the_estimates_top():
+    # a layer whose third-ranked candidate by the estimate is faster, exactly, than its first
+    layer = Layer(N=1, C=64, M=16, H=13, W=13, R=3, S=3, pad=1)
+    ranked = sorted(candidate_mappings(EYERISS, layer), key=lambda mp: (
+        lambda m: (m.cycles, m.total_energy))(model_layer(
+            EYERISS, layer, mp, zero_fraction=0.7, cycle_model="estimate")))
+    exact = [model_layer(EYERISS, layer, mp, zero_fraction=0.7, cycle_model="exact").cycles
+             for mp in ranked[:3]]
+    plain, plain_model, _ = choose_mapping(EYERISS, layer, objective="cycles",
+                                           zero_fraction=0.7, cycle_model="exact")
+    refined, model, _ = choose_mapping(EYERISS, layer, objective="cycles", zero_fraction=0.7,
+                                       refine=3)
+    assert plain == ranked[0] and plain_model.cycles == exact[0]
+    assert model.cycle_model == "exact" and model.cycles == min(exact) < exact[0]
+    assert refined == ranked[exact.index(min(exact))] != plain
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="refine must be an integer of at least 1"):
+            choose_mapping(TINY, layer, refine=bad)
+
+
 def test_zero_fraction_extremes_and_exact_ifmap_agree():
     layer = Layer(N=1, C=4, M=5, H=7, W=7, R=3, S=3, pad=1)
     mp = plan_mapping(TINY, layer)
@@ -234,6 +254,8 @@ def test_map_network(capsys):
     (["--network", "alexnet", "--zero-fraction", "1.5"], "--zero-fraction must be within 0..1"),
     (["--network", "alexnet", "--batch", "0"], "--batch must be at least 1"),
     (["--network", "alexnet", "--stream-bandwidth", "0"], "--stream-bandwidth must be positive"),
+    (["--network", "alexnet", "--refine", "0"], "--refine: must be at least 1, not 0"),
+    (["--network", "alexnet", "--refine", "x"], "--refine: expected a whole number"),
     (["--layer", "LAYER_R4"], "R=4 exceeds the array height rows=3"),
 ])
 def test_map_errors(tmp_path, capsys, argv, message):
