@@ -23,7 +23,7 @@ from ..sim.nest_model import Nest
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
            "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "channel_set_problem",
            "BlockLayout", "block_layout", "array_config_writes", "PassProgram",
-           "load_pass_program", "run_pass_program"]
+           "load_pass_program", "run_pass_program", "ifmap_regions"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -312,6 +312,26 @@ def block_layout(config, layer, blk):
                        ifmap_word=ifmap_word)
 
 
+def ifmap_regions(config, layer, blk, q):
+    """Word addresses of the ifmap regions of ``blk``, whose channel chunks hold at most ``q``
+    channels per set: ``(first,)``, or ``(first, second)`` when a second region fits in the
+    data banks.
+
+    With two regions the chunks alternate between them, so the next chunk's rows can be
+    written from the stream while a RUN pass reads this chunk's (see :func:`compile_layer`).
+    The second region starts in a bank above every word the output writer writes (the psum
+    and output regions), so those writes never meet the stream's in a bank and a pass runs
+    exactly as fast as it does alone.
+    """
+    lay = block_layout(config, layer, blk)
+    words = math.ceil(blk.nn * blk.r * q * blk.rows_in * layer.Wp / config.lanes)
+    depth = config.glb_bank_depth
+    second = max(lay.ifmap_word + words, ((lay.bias_word - 1) // depth + 1) * depth)
+    if second + words <= config.glb_banks * depth:
+        return (lay.ifmap_word, second)
+    return (lay.ifmap_word,)
+
+
 def array_config_writes(config, layer, t, ee, r=1):
     """The array configuration of passes with ``t`` stacked filter sets of ``r`` channel sets
     of ``ee`` columns: ``[(ArrayTarget, row, col, value), ...]`` (IDs and PE modes of every
@@ -363,16 +383,17 @@ def load_pass_program(config, layer, blk, q):
             (p * q * S, 1, 0, 0), (t * blk.r * R, p * q * S, 1, 0)]))
 
 
-def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk):
-    """The RUN pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set). The first
-    chunk starts from the biases, the last writes requantised outputs; the others spill raw
-    psums in place."""
+def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_word=None):
+    """The RUN pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set), reading
+    its ifmap rows from ``ifmap_word`` (default: the block's first ifmap region, see
+    :func:`ifmap_regions`). The first chunk starts from the biases, the last writes
+    requantised outputs; the others spill raw psums in place."""
     c = config
     R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
     nn, ee, rows_in, t, p, r = blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r
     lay = block_layout(config, layer, blk)
-    base = lay.ifmap_word * lanes
+    base = (lay.ifmap_word if ifmap_word is None else ifmap_word) * lanes
     # a PE takes exactly (F-1)*U + S positions per row: columns past the last window are
     # never sent. Channel set v takes channels v*q.. of the chunk, on ifmap row bus v.
     row_len = (F - 1) * U + S
@@ -522,7 +543,7 @@ def check_rlc(config, rlc_in, rlc_out):
 
 
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
-                  rlc_out=False, overlap=True):
+                  rlc_out=False, overlap=True, double_ifmap=True):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
@@ -536,6 +557,11 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     starts after the previous RUN pass, the last reader of the ifmap rows, has finished), and
     the next chunk's filter WRITE beside its RUN pass (which reads no filters). Every other
     command waits for the pass. Without it the decoder waits for each pass.
+
+    With ``overlap`` and ``double_ifmap``, a block whose global-buffer space holds a second
+    ifmap region (:func:`ifmap_regions`) alternates its chunks between the two, and each
+    chunk after the first sends its ifmap WRITE right after its filter WRITE, beside the
+    previous chunk's RUN pass: between two RUN passes only the LOAD is left.
     """
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
@@ -576,6 +602,9 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
         b[:, :p][ok] = bias[g * mg + fidx[ok]]
         em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
         chunks = list(iter_chunks(layer, mp))
+        regions = ifmap_regions(config, layer, blk, chunks[0][1])
+        if not (overlap and double_ifmap):
+            regions = regions[:1]
         for ci, (c0, q) in enumerate(chunks):
             last_chunk = ci == len(chunks) - 1
             # filters: per physical row (set v, filter row i): s, channel, filter
@@ -590,17 +619,27 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                                     fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
                                                  if m < mg else 0)
             em.write(filter_base_word, _pack_values(fvals, dw, lanes))
-            load = load_pass_program(config, layer, blk, q)
-            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,
                            h0:h0 + rows_in, :]
-            if rlc_in:
-                em.write_rlc(lay.ifmap_word * lanes, block.reshape(-1))
-            else:
-                em.write(lay.ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+            ifmap_word = regions[ci % len(regions)]
+
+            def write_ifmap():
+                if rlc_in:
+                    em.write_rlc(ifmap_word * lanes, block.reshape(-1))
+                else:
+                    em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
+            # with two regions, a later chunk's rows go beside the previous RUN pass (which
+            # reads the other region); otherwise beside this chunk's LOAD, after that RUN
+            early = len(regions) > 1 and ci > 0
+            if early:
+                write_ifmap()
+            load = load_pass_program(config, layer, blk, q)
+            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
+            if not early:
+                write_ifmap()
             run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                                   last_chunk=last_chunk)
+                                   last_chunk=last_chunk, ifmap_word=ifmap_word)
             em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
                         psum=run.psum, output=em.output_words(**run.output), detach=overlap)
             out.passes += 1

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
-                            channel_set_problem, iter_blocks, iter_chunks)
+                            channel_set_problem, ifmap_regions, iter_blocks, iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -402,7 +402,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
                 ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None,
-                overlap=True):
+                overlap=True, double_ifmap=True):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -421,9 +421,11 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
 
     ``overlap`` models the stream :func:`~rsaccel.gen.compiler.compile_layer` emits with the
     same argument: detached passes, so the ifmap WRITE (or WRITE_RLC) of a chunk runs beside
-    its LOAD pass and the next chunk's filter WRITE beside its RUN pass. ``cycle_parts`` then has ``overlap``,
-    the cycles so hidden (negative); ``stream``, ``load`` and ``run`` are as if nothing
-    overlapped.
+    its LOAD pass and the next chunk's filter WRITE beside its RUN pass; with
+    ``double_ifmap`` too, a block with room for two ifmap regions
+    (:func:`~rsaccel.gen.compiler.ifmap_regions`) sends each later chunk's ifmap WRITE beside
+    the previous RUN pass instead. ``cycle_parts`` then has ``overlap``, the cycles so hidden
+    (negative); ``stream``, ``load`` and ``run`` are as if nothing overlapped.
     """
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
@@ -461,6 +463,19 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None)
         run_followers[key] = run_followers.get(key, 0) + 1
     used_model = "estimate" if c.zero_skipping else cycle_model
+    double_cache = {}
+
+    def early_ifmap(blk):
+        """Whether ``blk``'s later chunks write their ifmap rows beside the previous RUN."""
+        key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p)
+        if key not in double_cache:
+            double_cache[key] = (overlap and double_ifmap and len(ifmap_regions(
+                c, layer, blk, chunk_list[0])) > 1)
+        return double_cache[key]
+
+    def ifmap_write_cycles(blk, q):
+        return _cycles_per_words(1 + math.ceil(blk.nn * blk.r * q * blk.rows_in * Wp / lanes),
+                                 stream_words_per_cycle)
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words
@@ -468,6 +483,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
+        early = early_ifmap(Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r))
         out_words = block_layout(c, layer, Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r)).out_words
         pg = -(-p // c.psum_group)          # psum transfers per output position
         bias_words = math.ceil(t * pg * c.psum_group / ppw)
@@ -510,17 +526,26 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["run"] += k * run
             passes += k
             if overlap and not rlc_in:
-                # the ifmap WRITE runs beside the LOAD pass (WRITE_RLCs: below)
-                parts["overlap"] -= k * detached_saving(
+                # the ifmap WRITE runs beside the LOAD pass (WRITE_RLCs: below); with two
+                # ifmap regions only the first chunk's does, and the other LOADs are
+                # followed by their RUN at once
+                beside_load = (mult if q == chunk_list[0] else 0) if early else k
+                parts["overlap"] -= beside_load * detached_saving(
                     load, _LOAD_PASS_DECODE, _cycles_per_words(1 + iwords, stream_words_per_cycle))
-        if overlap and used_model == "estimate":
-            # each RUN pass beside the next chunk's filter WRITE (estimated RUN passes)
+                parts["overlap"] -= (k - beside_load) * detached_saving(load, _LOAD_PASS_DECODE, 0)
+        if overlap and used_model == "estimate" and not rlc_in:
+            # each RUN pass beside the next chunk's filter WRITE, and with two ifmap regions
+            # its ifmap WRITE too (estimated RUN passes; WRITE_RLCs: below)
             for (q, q_next), per_block in run_followers.items():
                 run = shape_cycles[PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
                                              r=r)][1]
+                write = _filter_write_cycles(c, layer, t, p, r, q_next, stream_words_per_cycle)
+                if early and q_next is not None:
+                    write += ifmap_write_cycles(Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r),
+                                                q_next)
                 parts["overlap"] -= mult * per_block * detached_saving(
-                    run, _RUN_PASS_DECODE, _filter_write_cycles(
-                        c, layer, t, p, r, q_next, stream_words_per_cycle))
+                    run, _RUN_PASS_DECODE, write)
+    rlc_writes = []        # each WRITE_RLC's cycles, in stream order (one per pass)
     if rlc_in or rlc_out:
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
                            zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction)
@@ -532,13 +557,19 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                                    math.ceil(coded["in_words"] / stream_words_per_cycle))
             parts["stream"] += coded["in_commands"] * _RLC_IN_COMMAND_CYCLES
             if overlap:
-                # each WRITE_RLC runs beside its chunk's LOAD pass
+                # each WRITE_RLC runs beside its chunk's LOAD pass, or, with two ifmap
+                # regions and after a block's first chunk, beside the previous RUN pass
+                # (costed with the RUN passes below)
+                chunk = 0
                 for blk, q, words, job_cycles in coded["in_jobs"]:
-                    load = shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
-                                                  rows_in=blk.rows_in, r=blk.r)][0]
                     write = (max(job_cycles, math.ceil(words / stream_words_per_cycle))
                              + _RLC_IN_COMMAND_CYCLES)
-                    parts["overlap"] -= detached_saving(load, _LOAD_PASS_DECODE, write)
+                    rlc_writes.append(write)
+                    load = shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                                  rows_in=blk.rows_in, r=blk.r)][0]
+                    parts["overlap"] -= detached_saving(
+                        load, _LOAD_PASS_DECODE, 0 if early_ifmap(blk) and chunk else write)
+                    chunk = (chunk + 1) % len(chunk_list)
         if rlc_out:
             dram["command"] += coded["out_commands"]
             dram["ofmap"] += coded["out_words"]
@@ -574,13 +605,25 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
+    runs = []              # (block, q of the next chunk or None, cycles) of every RUN pass
     if used_model == "exact":
-        runs = []
-        parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs)
-        if overlap:
-            for blk, q_next, run in runs:
-                parts["overlap"] -= detached_saving(run, _RUN_PASS_DECODE, _filter_write_cycles(
-                    c, layer, blk.t, blk.p, blk.r, q_next, stream_words_per_cycle))
+        parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs,
+                                           double_ifmap=overlap and double_ifmap)
+    elif overlap and rlc_in:
+        for blk in iter_blocks(layer, mapping):
+            for ci, q in enumerate(chunk_list):
+                runs.append((blk, chunk_list[ci + 1] if ci + 1 < len(chunk_list) else None,
+                             shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                                    rows_in=blk.rows_in, r=blk.r)][1]))
+    if overlap:
+        # each RUN pass beside the next chunk's filter WRITE, and with two ifmap regions its
+        # ifmap WRITE (or WRITE_RLC) too
+        for i, (blk, q_next, run) in enumerate(runs):
+            write = _filter_write_cycles(c, layer, blk.t, blk.p, blk.r, q_next,
+                                         stream_words_per_cycle)
+            if early_ifmap(blk) and q_next is not None:
+                write += rlc_writes[i + 1] if rlc_in else ifmap_write_cycles(blk, q_next)
+            parts["overlap"] -= detached_saving(run, _RUN_PASS_DECODE, write)
     cycles = sum(parts.values()) + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
                         cycles=int(cycles), cycle_parts=parts, passes=passes,
@@ -648,25 +691,33 @@ def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
                              stream_words_per_cycle)
 
 
-def exact_run_cycles(config, layer, mapping, cache=None, passes=None):
+def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifmap=True):
     """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
     (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
     network's round-robin pointer from pass to pass. Distinct passes are simulated once
     (``cache``, a dict, may be shared between calls, of any layers and configurations).
     Returns ``(total, passes_simulated)``. The output network's pointer starts at 0 (reset).
-    ``passes``, a list, gets ``(block, q of the next chunk or None, cycles)`` for each pass."""
-    from ..gen.compiler import run_pass_program
+    ``passes``, a list, gets ``(block, q of the next chunk or None, cycles)`` for each pass.
+    With ``double_ifmap`` a block's chunks alternate between its ifmap regions as the
+    compiler's do (:func:`~rsaccel.gen.compiler.ifmap_regions`; the region changes which
+    banks a pass reads, so it can change its cycles)."""
+    from ..gen.compiler import ifmap_regions, run_pass_program
     from .pass_timing import run_pass_cycles
     cache = {} if cache is None else cache
     total, last, simulated = 0, 0, 0
     chunks = list(iter_chunks(layer, mapping))
     for blk in iter_blocks(layer, mapping):
+        regions = ifmap_regions(config, layer, blk, chunks[0][1])
+        if not double_ifmap:
+            regions = regions[:1]
         for ci, (_, q) in enumerate(chunks):
+            ifmap_word = regions[ci % len(regions)]
             key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
-                   last)
+                   last, ifmap_word)
             if key not in cache:
                 program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                                           last_chunk=ci == len(chunks) - 1)
+                                           last_chunk=ci == len(chunks) - 1,
+                                           ifmap_word=ifmap_word)
                 cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last,
                                              r=blk.r)
                 simulated += 1

@@ -81,26 +81,38 @@ def test_model_cycles_equal_rtl(name, rule):
 
 @pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
 def test_detached_passes_overlap_writes_and_are_modelled(name):
-    # the same layer compiled with and without detached passes: both bit-exact, both timed to
-    # the cycle by the model, and the detached stream hides the writes that ran beside passes
+    # the same layer compiled without detached passes, with them, and with them and a second
+    # ifmap region: all bit-exact, all timed to the cycle by the model; the detached stream
+    # hides the writes that ran beside passes, the second region more of them
     layer, zeros = TEST_LAYERS[name]
     x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
     mapping = plan_mapping(TINY, layer)
-    cycles = {}
-    streams = {}
-    for overlap in (False, True):
-        compiled = compile_layer(TINY, layer, x, w, b, mapping, overlap=overlap)
-        streams[overlap] = compiled.words
+    cycles, streams, models = {}, {}, {}
+    for overlap, double in ((False, False), (True, False), (True, True)):
+        compiled = compile_layer(TINY, layer, x, w, b, mapping, overlap=overlap,
+                                 double_ifmap=double)
+        streams[overlap, double] = compiled.words
+        model = model_layer(TINY, layer, mapping, ifmap=x, overlap=overlap, double_ifmap=double)
+        models[overlap, double] = model
+        if double and compiled.words == streams[True, False]:
+            # one chunk a block, or no room for a second region: the same stream
+            assert model.cycles == cycles[True, False]
+            continue
         expect = sum(r["words"] for r in compiled.reads) + 1
         words, state = run_core(TINY, compiled.words, expect, stall=0.0, max_cycles=400000)
         assert state["error"] == CoreError.NONE
         assert np.array_equal(unpack_outputs(TINY, compiled, words),
                               reference(TINY, layer, x, w, b))
-        model = model_layer(TINY, layer, mapping, ifmap=x, overlap=overlap)
         assert model.cycles == state["counters"]["cycles"], (overlap, model.cycles, state)
         assert (model.cycle_parts["overlap"] < 0) == overlap
-        cycles[overlap] = state["counters"]["cycles"]
-    assert cycles[True] - cycles[False] == model.cycle_parts["overlap"]
+        cycles[overlap, double] = state["counters"]["cycles"]
+    assert (cycles[True, False] - cycles[False, False]
+            == models[True, False].cycle_parts["overlap"])
+    if name == "relu_shift_pad_multipass":
+        # two chunks a block, and its blocks have room for a second region
+        assert streams[True, True] != streams[True, False]
+        assert cycles[True, True] < cycles[True, False] - compiled.passes // 2, cycles
+    streams = {overlap: streams[overlap, False] for overlap in (False, True)}
     # the streams differ only in the DETACH bit of every PASS header (a LOAD and a RUN a chunk)
     diff = [(a, b_) for a, b_ in zip(streams[False], streams[True]) if a != b_]
     assert len(streams[False]) == len(streams[True])
