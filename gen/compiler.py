@@ -22,7 +22,7 @@ from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
            "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "channel_set_problem",
-           "BlockLayout", "block_layout", "array_config_writes", "PassProgram",
+           "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
@@ -174,7 +174,8 @@ def buffer_split(config, layer, e, n, q, p, t, r=1):
         "psum": lay.out_word - lay.psum_word,
         "output": lay.out_words,
         "bias": lay.ifmap_word - lay.bias_word,
-        "filter": math.ceil(t * r * layer.R * p * q * layer.S / lanes),
+        "filter": math.ceil(t * r * layer.R * filter_row_elements(config, p * q * layer.S)
+                            / lanes),
     }
 
 
@@ -286,6 +287,14 @@ class BlockLayout(NamedTuple):
     ifmap_word: int
 
 
+def filter_row_elements(config, pqs):
+    """Filter-bank elements one PE row's ``pqs = p*q*S`` filter values take: ``pqs`` rounded
+    up to a multiple of ``config.filter_group``, so every transfer of the LOAD pass is one
+    aligned buffer read. The pad elements carry zeros and are never written to a spad."""
+    g = config.filter_group
+    return -(-pqs // g) * g
+
+
 def padded_p(config, p):
     """``p`` rounded up to a multiple of ``config.psum_group``: the psums and outputs of one
     output position take this many elements in the buffer, so every group of psums (one
@@ -377,10 +386,18 @@ def load_pass_program(config, layer, blk, q):
     c, R, S = config, layer.R, layer.S
     p, t = blk.p, blk.t
     filter_base_word = c.glb_banks * c.glb_bank_depth
+    rows, pqs, g = t * blk.r * R, p * q * S, c.filter_group
+    if g == 1:
+        # row after row: each PE takes a value a cycle
+        levels = [(pqs, 1, 0, 0), (rows, pqs, 1, 0)]
+    else:
+        # groups of g values (the nest addresses groups); the rows take turns, so a PE writes
+        # one group into its spad while the network serves the other rows
+        per_row = filter_row_elements(c, pqs) // g
+        levels = [(rows, per_row, 1, 0), (per_row, 1, 0, 0)]
     return PassProgram(
         pe_cmd=dict(op=PEOp.LOAD_FILTERS, s=S, p=p, q=q, stride=layer.stride, width=layer.F),
-        filt=Nest(base=filter_base_word * c.lanes, levels=[
-            (p * q * S, 1, 0, 0), (t * blk.r * R, p * q * S, 1, 0)]))
+        filt=Nest(base=filter_base_word * c.lanes // g, levels=levels))
 
 
 def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_word=None):
@@ -607,8 +624,10 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             regions = regions[:1]
         for ci, (c0, q) in enumerate(chunks):
             last_chunk = ci == len(chunks) - 1
-            # filters: per physical row (set v, filter row i): s, channel, filter
+            # filters: per physical row (set v, filter row i): s, channel, filter, padded to
+            # the filter group
             fvals = []
+            row_pad = filter_row_elements(c, p * q * S) - p * q * S
             for v in range(t):
                 for cs in range(blk.r):
                     for i in range(R):
@@ -618,6 +637,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                                     m = m0 + v * p + k
                                     fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
                                                  if m < mg else 0)
+                        fvals += [0] * row_pad
             em.write(filter_base_word, _pack_values(fvals, dw, lanes))
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,

@@ -54,7 +54,8 @@ def text_report(manifest):
         map_bytes = last["offset"] + 4 * ((last["width"] + 31) // 32)
         lines += [
             f"streams         {c['stream_width']}-bit AXI4-Stream in (s_axis) and out (m_axis), "
-            f"{d['lanes']} values per word, psums {c.get('psum_group', 1)} per network transfer; "
+            f"{d['lanes']} values per word, filters {c.get('filter_group', 1)} and psums "
+            f"{c.get('psum_group', 1)} per network transfer; "
             f"stream format version "
             f"{manifest['stream_format_version']}",
             f"registers       AXI4-Lite, 32-bit data, {len(regs)} registers in "

@@ -36,6 +36,7 @@ HARDWARE_PARAMETERS = {
     "param_zero_skipping": lambda c: int(c.zero_skipping),
     "param_rlc_codec": lambda c: int(c.rlc_codec),
     "param_psum_group": lambda c: c.psum_group,
+    "param_filter_group": lambda c: c.filter_group,
 }
 
 

@@ -21,7 +21,7 @@ __all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COU
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 5
+STREAM_FORMAT_VERSION = 6
 
 
 class Opcode(enum.Enum, shape=8):
@@ -148,7 +148,8 @@ class AcceleratorCore(wiring.Component):
         m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=5 if rlc else 4,
                                               write_clients=3 if rlc else 2)
         readers = {
-            "filt": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
+            "filt": BufferReader(cfg, element_lanes=cfg.filter_group, value_width=cfg.data_width,
+                                 group=cfg.filter_group if cfg.filter_group > 1 else None),
             "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
             "psum": BufferReader(cfg, element_lanes=cfg.psum_lanes * cfg.psum_group,
                                  value_width=cfg.acc_width, group=cfg.psum_group),

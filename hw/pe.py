@@ -8,12 +8,20 @@ from amaranth.utils import bits_for
 from ..config import require_config
 
 __all__ = ["PEOp", "PEError", "PECommand", "PEDecoded", "decode_pe_command", "PECounters",
-           "PEEvents", "PsumGroup", "ProcessingElement"]
+           "PEEvents", "PsumGroup", "FilterGroup", "ProcessingElement"]
 
 
 def PsumGroup(config):
     """Shape of one psum transfer: ``config.psum_group`` psums (element 0 first)."""
     return data.ArrayLayout(signed(config.acc_width), config.psum_group)
+
+
+def FilterGroup(config):
+    """Shape of one filter transfer: ``config.filter_group`` consecutive filter values
+    (element 0 first), or one plain value when the group is 1."""
+    if config.filter_group == 1:
+        return signed(config.data_width)
+    return data.ArrayLayout(signed(config.data_width), config.filter_group)
 
 
 class PEOp(enum.Enum, shape=2):
@@ -163,7 +171,12 @@ class ProcessingElement(wiring.Component):
     Stream orders
     -------------
     - ``filt``: ``p*q*S`` values, ``s`` outermost, then ``c``, then ``k`` (filter spad address
-      ``(s*q + c)*p + k``), accepted after a ``LOAD_FILTERS`` command.
+      ``(s*q + c)*p + k``), accepted after a ``LOAD_FILTERS`` command, in transfers of
+      ``g = config.filter_group`` values (:func:`FilterGroup`): ``ceil(p*q*S/g)`` transfers,
+      the last one padded (its pad values are dropped). With ``g = 1`` a value is written in
+      the cycle it is taken; with ``g > 1`` a transfer is held and written a value a cycle
+      from the next cycle on, and the next transfer is taken in the cycle the last value of
+      the held one is written (``filt.ready`` depends on registers only).
     - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
       Positions no window uses (when ``U > S``) are accepted at once and dropped. The ifmap
       spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions
@@ -248,7 +261,7 @@ class ProcessingElement(wiring.Component):
         Commands; one is accepted when the previous one has finished issuing (CLEAR waits until
         the pipeline is empty, so it zeroes final counts). An invalid command is dropped and
         sets ``error`` if no error is recorded yet.
-    filt : In(stream.Signature(signed(data_width)))
+    filt : In(stream.Signature(FilterGroup(config)))
     ifmap : In(stream.Signature(signed(data_width)))
     psum_in : In(stream.Signature(PsumGroup(config)))
     psum_out : Out(stream.Signature(PsumGroup(config)))
@@ -274,7 +287,7 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(PECommand(config))),
             **({"decoded": In(PEDecoded(config))} if predecoded else {}),
-            "filt": In(stream.Signature(signed(config.data_width))),
+            "filt": In(stream.Signature(FilterGroup(config))),
             "ifmap": In(stream.Signature(signed(config.data_width))),
             "psum_in": In(stream.Signature(PsumGroup(config))),
             "psum_out": Out(stream.Signature(PsumGroup(config))),
@@ -367,6 +380,11 @@ class ProcessingElement(wiring.Component):
 
         # --- filter loading -----------------------------------------------------------------
         fload_addr = Signal(fad_w)
+        fgroup = cfg.filter_group
+        if fgroup > 1:
+            fhold = Signal(FilterGroup(cfg))            # the transfer being written
+            fhold_left = Signal(range(fgroup + 1))      # its values still to write
+            fhold_index = Signal(range(fgroup))         # the next one
 
         # --- ifmap window (write side) ------------------------------------------------------
         wpos = Signal(pos_w)           # positions completely received in this row
@@ -437,16 +455,41 @@ class ProcessingElement(wiring.Component):
                         with m.Else():
                             m.next = "RUN"
             with m.State("LOAD"):
-                m.d.comb += [
-                    self.filt.ready.eq(1),
-                    filt_wr.addr.eq(fload_addr),
-                    filt_wr.data.eq(self.filt.payload),
-                    filt_wr.en.eq(self.filt.valid),
-                    incr["filter_spad_writes"].eq(self.filt.valid),
-                ]
-                with m.If(self.filt.valid):
-                    m.d.sync += fload_addr.eq(fload_addr + 1)
-                    with m.If(fload_addr == pqs - 1):
+                if fgroup == 1:
+                    m.d.comb += [
+                        self.filt.ready.eq(1),
+                        filt_wr.addr.eq(fload_addr),
+                        filt_wr.data.eq(self.filt.payload),
+                        filt_wr.en.eq(self.filt.valid),
+                        incr["filter_spad_writes"].eq(self.filt.valid),
+                    ]
+                    with m.If(self.filt.valid):
+                        m.d.sync += fload_addr.eq(fload_addr + 1)
+                        with m.If(fload_addr == pqs - 1):
+                            m.next = "IDLE"
+                else:
+                    # take a transfer when the held one is empty or writes its last value now,
+                    # unless that value is the pass's last (the next transfer is the next
+                    # LOAD's)
+                    writing = fhold_left != 0
+                    final = fload_addr == pqs - 1
+                    m.d.comb += [
+                        self.filt.ready.eq((fhold_left == 0) | ((fhold_left == 1) & ~final)),
+                        filt_wr.addr.eq(fload_addr),
+                        filt_wr.data.eq(fhold[fhold_index]),
+                        filt_wr.en.eq(writing),
+                        incr["filter_spad_writes"].eq(writing),
+                    ]
+                    with m.If(writing):
+                        m.d.sync += [fload_addr.eq(fload_addr + 1),
+                                     fhold_index.eq(fhold_index + 1),
+                                     fhold_left.eq(fhold_left - 1)]
+                    with m.If(self.filt.valid & self.filt.ready):
+                        m.d.sync += [fhold.eq(self.filt.payload), fhold_index.eq(0),
+                                     fhold_left.eq(fgroup)]
+                    with m.If(writing & final):
+                        # the pass's last value: the rest of the transfer is padding
+                        m.d.sync += fhold_left.eq(0)
                         m.next = "IDLE"
             with m.State("RUN"):
                 m.d.comb += running.eq(1)

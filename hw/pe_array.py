@@ -10,7 +10,7 @@ from amaranth.utils import bits_for
 from ..config import require_config
 from .gather import GatherNetwork, SourcedLayout
 from .multicast import MulticastNetwork, TaggedLayout
-from .pe import (PECommand, PEDecoded, PEError, ProcessingElement, PsumGroup,
+from .pe import (FilterGroup, PECommand, PEDecoded, PEError, ProcessingElement, PsumGroup,
                  decode_pe_command)
 from .tree import balanced
 
@@ -78,7 +78,9 @@ class PEArray(wiring.Component):
         PE command broadcast to every enabled PE. It is decoded once for the whole array and
         taken into a command register when that is empty; the PEs see it the next cycle, and
         the register empties when every enabled PE has taken it (``busy`` until then).
-    filt, ifmap : In(stream.Signature(TaggedLayout(noc_id_width, signed(data_width))))
+    filt : In(stream.Signature(TaggedLayout(noc_id_width, FilterGroup(config))))
+        Groups of ``filter_group`` filter values (:func:`~rsaccel.hw.pe.FilterGroup`).
+    ifmap : In(stream.Signature(TaggedLayout(noc_id_width, signed(data_width))))
     psum : In(stream.Signature(TaggedLayout(noc_id_width, PsumGroup(config))))
         Groups of ``psum_group`` psums (:func:`~rsaccel.hw.pe.PsumGroup`).
     out : Out(stream.Signature(SourcedLayout(rows, cols, PsumGroup(config))))
@@ -109,7 +111,7 @@ class PEArray(wiring.Component):
         super().__init__({
             "cfg": In(stream.Signature(ArrayConfigWrite(config))),
             "cmd": In(stream.Signature(PECommand(config))),
-            "filt": In(stream.Signature(TaggedLayout(idw, signed(config.data_width)))),
+            "filt": In(stream.Signature(TaggedLayout(idw, FilterGroup(config)))),
             "ifmap": In(stream.Signature(TaggedLayout(idw, signed(config.data_width)))),
             "psum": In(stream.Signature(TaggedLayout(idw, PsumGroup(config)))),
             "out": Out(stream.Signature(SourcedLayout(config.rows, config.cols,
@@ -170,7 +172,8 @@ class PEArray(wiring.Component):
         # networks
         nets = {}
         for net in ("filt", "ifmap", "psum"):
-            shape = PsumGroup(cfg) if net == "psum" else signed(cfg.data_width)
+            shape = {"psum": PsumGroup(cfg), "filt": FilterGroup(cfg)}.get(
+                net, signed(cfg.data_width))
             nets[net] = bus = MulticastNetwork(rows=rows, cols=cols, id_width=idw,
                                                payload_shape=shape)
             m.submodules[f"{net}_gin"] = bus

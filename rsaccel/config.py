@@ -35,6 +35,7 @@ _INT_RANGES = {
     "counter_width": (16, 64),
     "noc_id_width": (1, 16),
     "psum_group": (1, 64),
+    "filter_group": (1, 64),
 }
 
 _BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec")
@@ -92,6 +93,14 @@ class AccelConfig:
         flip-flops per PE (a held input group, the output being collected and the wider
         output FIFO); 1 is the narrow network, and the only choice when a word holds one psum
         (``acc_width > stream_width / 2``).
+    filter_group : int
+        Filter values moved per transfer of the filter network (one global-buffer read each)
+        when a LOAD pass fills the PEs' filter spads. A power of two, at most the values a word
+        holds (``stream_width // data_width``). Each PE holds one transfer and writes it into
+        its spad a value a cycle while the network serves the other PE rows, so a LOAD of
+        ``N`` PE rows of ``p*q*S`` values takes about ``max(N, g) * ceil(p*q*S / g)`` cycles
+        instead of ``N * p*q*S``, for ``(g - 1) * data_width`` more flip-flops per PE. 1 is the
+        narrow network.
     """
 
     rows: int = 12
@@ -115,6 +124,7 @@ class AccelConfig:
     counter_width: int = 48
     noc_id_width: int = 6
     psum_group: int = 2
+    filter_group: int = 1
 
     def __post_init__(self):
         for name, (lo, hi) in _INT_RANGES.items():
@@ -178,6 +188,10 @@ class AccelConfig:
                 f"psums of {self.psum_lanes * self.data_width} bits a {self.stream_width}-bit "
                 f"word holds, not {self.psum_group}"
                 + (" (set psum_group = 1)" if per_word <= 1 else ""))
+        if self.filter_group & (self.filter_group - 1) or self.filter_group > lanes:
+            raise ValueError(
+                f"Config field 'filter_group' must be a power of two of at most the {lanes} "
+                f"values a {self.stream_width}-bit word holds, not {self.filter_group}")
         if self.stream_width < 64:
             raise ValueError(
                 f"Config field 'stream_width' must be at least 64 (command words carry their "
@@ -266,12 +280,13 @@ class AccelConfig:
 
 PRESETS = {
     # Eyeriss v1: 12 x 14 PEs, 16-bit data, 224/12/24-entry spads,
-    # 25 x 4 KiB ifmap/psum banks + 2 x 4 KiB filter banks = 108 KiB, 64-bit stream, RLC 5/16.
-    "eyeriss": AccelConfig(),
+    # 25 x 4 KiB ifmap/psum banks + 2 x 4 KiB filter banks = 108 KiB, 64-bit stream, RLC 5/16;
+    # filters load a word (four values) a transfer.
+    "eyeriss": AccelConfig(filter_group=4),
     # Small array for fast tests.
     "tiny": AccelConfig(rows=3, cols=4, filter_spad_depth=64, ifmap_spad_depth=12,
                         psum_spad_depth=8, glb_banks=4, glb_bank_depth=256, glb_filter_banks=1,
-                        max_stride=4, max_ofmap_width=64, counter_width=32),
+                        max_stride=4, max_ofmap_width=64, counter_width=32, filter_group=2),
     # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device
     # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
     # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .golden import conv2d_acc
-from .pe_model import filter_stream, pack_psum_group, psum_groups
+from .pe_model import filter_words, pack_psum_group, psum_groups
 
 __all__ = ["ArrayProgram", "single_pass_program", "array_pass_fits", "encode_program",
            "random_layer", "ARRAY_TEST_CASES", "array_case_program"]
@@ -113,7 +113,7 @@ def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
     prog.cmds = [dict(op="CLEAR", rows=0, **common), dict(op="LOAD_FILTERS", rows=0, **common),
                  dict(op="RUN", rows=N, **common)]
     for i in range(R):
-        prog.filt += [(i, 0, v) for v in filter_stream(weights[:, :, i, :])]
+        prog.filt += [(i, 0, v) for v in filter_words(config, weights[:, :, i, :])]
     used_rows = sorted({i + j * stride for i in range(R) for j in range(E)})
     for n in range(N):
         for x in range(W):
@@ -141,11 +141,12 @@ def single_pass_program(config, ifmap, weights, bias=None, *, stride=1):
 def encode_program(config, prog):
     """Raw bits of every stream word of ``prog``: ``{"cfg", "cmd", "filt", "ifmap", "psum"}``."""
     from ..hw.multicast import TaggedLayout
-    from ..hw.pe import PECommand, PEOp, PsumGroup
+    from ..hw.pe import FilterGroup, PECommand, PEOp, PsumGroup
     from ..hw.pe_array import ArrayConfigWrite, ArrayTarget
     cfg_layout = ArrayConfigWrite(config)
     cmd_layout = PECommand(config)
     data_layout = TaggedLayout(config.noc_id_width, config.data_width)
+    filt_layout = TaggedLayout(config.noc_id_width, FilterGroup(config))
     psum_layout = TaggedLayout(config.noc_id_width, PsumGroup(config))
 
     def tagged(layout, items):
@@ -157,7 +158,7 @@ def encode_program(config, prog):
         "cfg": [cfg_layout.const(dict(w, target=ArrayTarget[w["target"]])).as_bits()
                 for w in prog.cfg],
         "cmd": [cmd_layout.const(dict(c, op=PEOp[c["op"]])).as_bits() for c in prog.cmds],
-        "filt": tagged(data_layout, prog.filt),
+        "filt": tagged(filt_layout, prog.filt),
         "ifmap": tagged(data_layout, prog.ifmap),
         "psum": tagged(psum_layout, [(r, c, pack_psum_group(v, config.acc_width))
                                      for r, c, v in prog.psum]),

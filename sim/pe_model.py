@@ -10,7 +10,7 @@ import numpy as np
 
 from .golden import conv1d_row
 
-__all__ = ["PECase", "make_pe_case", "filter_stream", "ifmap_stream", "psum_stream",
+__all__ = ["PECase", "make_pe_case", "filter_stream", "filter_words", "ifmap_stream", "psum_stream",
            "psum_groups", "pack_psum_group", "unpack_psum_group", "ungroup_psums",
            "psum_in_words", "psum_transfers", "psum_out_from_words",
            "expected_psum_out", "expected_counters", "issued_slots", "pe_limits_ok"]
@@ -109,6 +109,20 @@ def make_pe_case(config, seed, *, max_width=10, max_rows=3, sparsity=None):
 def filter_stream(filters):
     """Filter values in the PE's load order: ``s`` outermost, then channel, then filter."""
     return [int(v) for v in np.transpose(filters, (2, 1, 0)).reshape(-1)]
+
+
+def filter_words(config, filters, pad=0):
+    """The ``filt`` transfers that load ``filters`` (p, q, S) into a PE of ``config``:
+    :func:`filter_stream`'s values in groups of ``config.filter_group`` as raw bits (value 0
+    in the low bits, :func:`~rsaccel.hw.pe.FilterGroup`), the last group filled up with
+    ``pad``; the plain values when the group is 1."""
+    values = filter_stream(filters)
+    g = config.filter_group
+    if g == 1:
+        return values
+    values += [pad] * (-len(values) % g)
+    return [pack_psum_group(values[i:i + g], config.data_width)
+            for i in range(0, len(values), g)]
 
 
 def ifmap_stream(ifmap):

@@ -28,7 +28,8 @@ import math
 import numpy as np
 
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
-                            channel_set_problem, ifmap_regions, iter_blocks, iter_chunks)
+                            channel_set_problem, filter_row_elements, ifmap_regions,
+                            iter_blocks, iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -222,10 +223,32 @@ class ZeroStats:
         return self._interior[q]
 
 
+def load_transfer_cycles(config, rows, pqs):
+    """Cycles a LOAD pass moves filters in: ``rows`` PE rows of ``pqs`` values each, from the
+    first transfer to the last value written into a spad.
+
+    With ``g = filter_group`` values a transfer, the rows take turns and a PE takes its next
+    transfer in the cycle it writes the last value of the one it holds (``g`` cycles after
+    taking it), so transfer ``k`` goes at ``max(A(k-1) + 1, A(k-rows) + g)``: a transfer a
+    cycle when ``rows >= g``, else ``g`` cycles per round of ``rows``. The last transfer's
+    ``pqs - (n-1)*g`` values follow it, one a cycle.
+    """
+    g = config.filter_group
+    if g == 1:
+        return rows * pqs
+    per_row = -(-pqs // g)
+    if rows >= g:
+        last = rows * per_row - 1
+    else:
+        last = (per_row - 1) * g + rows - 1
+    return last + 1 + pqs - (per_row - 1) * g
+
+
 def pass_cycles(config, layer, shape, issue_fraction=1.0):
     """Estimated cycles of one LOAD pass and one RUN pass of ``shape`` with no stream stalls.
 
-    LOAD: its command words, two cycles per descriptor, then one filter value per cycle. RUN:
+    LOAD: its command words, two cycles per descriptor, then the filter transfers
+    (:func:`load_transfer_cycles`). RUN:
     its command words, then the slowest of the PE compute of one row chain (``nn*F`` outputs
     of ``p*q*S`` MAC slots, plus a few cycles per chain PE), the ifmap network (one value per
     cycle), the psum network and the output network (one group of ``psum_group`` psums per
@@ -240,7 +263,7 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     """
     R, S, U, F = layer.R, layer.S, layer.stride, layer.F
     nn, ee, t, p, q, r = shape.nn, shape.ee, shape.t, shape.p, shape.q, shape.r
-    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + t * r * R * p * q * S + 2
+    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + load_transfer_cycles(config, t * r * R, p * q * S) + 2
     row_len = (F - 1) * U + S
     slots = p * q * S
     ifmap = nn * r * q * row_len * (shape.rows_in if U < R else R * ee)
@@ -513,7 +536,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             windows_total += k * pes * nn * F * p      # output windows of each filter slot
             counts["psum_spad_reads"] += k * pes * nn * F * p * max(0, S * q - 1)
             # network transfers (each one a global-buffer read or write)
-            counts["noc_filter_transfers"] += k * t * r * R * p * q * S
+            counts["noc_filter_transfers"] += k * t * r * R * -(-(p * q * S) // c.filter_group)
             counts["noc_ifmap_transfers"] += k * nn * r * q * row_len * (rows_in if U < R
                                                                          else R * ee)
             counts["noc_psum_transfers"] += k * t * pg * ee * F * nn
@@ -645,9 +668,9 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
     ``glb_values`` (per ``filter``, ``ifmap``, ``psum``) are the values the stream writes into
     or reads out of the global buffer; by default the stream words times the lanes. A psum
     transfer or psum buffer access moves ``psum_group`` values (pad values included) and costs
-    as many accesses.
+    as many accesses; a filter transfer (one filter buffer read) ``filter_group`` values.
     """
-    lanes, g = config.lanes, config.psum_group
+    lanes, g, fg = config.lanes, config.psum_group, config.filter_group
     k = counts
     fill = glb_values or {"filter": dram["filter"] * lanes, "ifmap": dram["ifmap"] * lanes,
                           "psum": (dram["bias"] + dram["ofmap"]) * lanes}
@@ -659,12 +682,12 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
             "psum": costs.spad * (k["psum_spad_reads"] + k["psum_spad_writes"]),
         },
         "array": {
-            "filter": costs.array * k["noc_filter_transfers"],
+            "filter": costs.array * fg * k["noc_filter_transfers"],
             "ifmap": costs.array * k["noc_ifmap_transfers"],
             "psum": costs.array * g * (k["noc_psum_transfers"] + k["noc_output_transfers"]),
         },
         "glb": {
-            "filter": costs.glb * (k["glb_filter_reads"] + fill["filter"]),
+            "filter": costs.glb * (fg * k["glb_filter_reads"] + fill["filter"]),
             "ifmap": costs.glb * (k["glb_ifmap_reads"] + fill["ifmap"]),
             "psum": costs.glb * (g * (k["glb_psum_reads"] + k["glb_output_writes"])
                                  + fill["psum"]),
@@ -680,7 +703,8 @@ def energy_breakdown(config, counts, dram, costs, glb_values=None):
 
 def _filter_words(config, layer, t, p, r, q):
     """Buffer words of the filters of a chunk of ``q`` channels per set."""
-    return math.ceil(t * r * layer.R * layer.S * q * p / config.lanes)
+    return math.ceil(t * r * layer.R * filter_row_elements(config, layer.S * q * p)
+                     / config.lanes)
 
 
 def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):

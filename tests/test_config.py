@@ -45,6 +45,10 @@ def test_replace_revalidates():
     ("stream_width", 60, ValueError, r"'stream_width' must be a multiple of 8, not 60"),
     ("rlc_level_width", 8, ValueError, r"'rlc_level_width' must be at least data_width = 16"),
     ("psum_spad_depth", 250, ValueError, r"'psum_spad_depth' must be at most filter_spad_depth"),
+    ("filter_group", 3, ValueError,
+     r"'filter_group' must be a power of two of at most the 4 values a 64-bit word holds, not 3"),
+    ("filter_group", 8, ValueError, r"'filter_group' must be a power of two .* not 8"),
+    ("filter_group", 0, ValueError, r"'filter_group' must be an integer in \[1, 64\], not 0"),
 ])
 def test_wrong_values(field, value, exc, message):
     with pytest.raises(exc, match=message):

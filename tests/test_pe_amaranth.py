@@ -10,7 +10,7 @@ from rsaccel import preset
 from rsaccel.hw.pe import PECommand, PEError, ProcessingElement
 from rsaccel.sim.amaranth_tb import receive_stream, send_stream
 from rsaccel.sim.pe_model import (PE_TEST_SEEDS, PECase, directed_pe_cases, expected_counters,
-                                  expected_psum_out, filter_stream, issued_slots, ifmap_stream, make_pe_case,
+                                  expected_psum_out, filter_words, issued_slots, ifmap_stream, make_pe_case,
                                   pack_command, pe_commands, psum_in_words, psum_out_from_words,
                                   psum_transfers, stall_profile)
 
@@ -45,7 +45,8 @@ def run_pe(config, cases, *, stalls, seed=0, max_cycles=40000, trailing=None, wi
     commands += [pack_command(layout, c) for c in (trailing or [])]
     benches = [
         source("cmd", commands),
-        source("filt", [v for case in cases for v in filter_stream(case.filters)]),
+        # pad values of a filter group must be dropped: send them as -1, not zero
+        source("filt", [v for case in cases for v in filter_words(config, case.filters, -1)]),
         source("ifmap", [v for case in cases for v in ifmap_stream(case.ifmap)]),
         source("psum_in", [w for case in cases for w in psum_in_words(config, case)]),
     ]
@@ -199,6 +200,32 @@ def test_psum_groups_back_to_back(seed, group):
     check_cases(config, cases, stalls=stalls, seed=seed)
 
 
+FILTER_GROUPS = {"filter2": TINY,
+                 "filter4": TINY.replace(filter_group=4),
+                 "filter8_skipping": TINY.replace(data_width=8, acc_width=16, filter_group=8,
+                                                  zero_skipping=True)}
+
+
+@pytest.mark.parametrize("group", sorted(FILTER_GROUPS))
+@pytest.mark.parametrize("seed, filt_stall", [(320, 0.7), (321, 0.0)])
+def test_filter_groups_back_to_back(seed, filt_stall, group):
+    # LOAD/RUN pairs back to back with filters in groups: p*q*S both a multiple of the group
+    # (the next LOAD's first transfer waits while the last value is written) and not (pad
+    # values sent as -1), with the filter stream heavily stalled and never stalled
+    config = FILTER_GROUPS[group]
+    g = config.filter_group
+    cases = [make_pe_case(config, seed * 10 + i) for i in range(3)]
+    rng = np.random.default_rng(seed)
+    dw, aw = config.data_width, config.acc_width
+    cases.insert(1, PECase(filters=rng.integers(-2**(dw - 1), 2**(dw - 1), size=(g, 1, 3)),
+                           ifmap=rng.integers(-2**(dw - 1), 2**(dw - 1), size=(2, 1, 6)),
+                           psum_in=rng.integers(-2**(aw - 1), 2**(aw - 1), size=(2, 4, g)),
+                           stride=1, seed=seed))
+    assert any(case.filters.size % g for case in cases)
+    stalls = dict(stall_profile(seed), filt=filt_stall)
+    check_cases(config, cases, stalls=stalls, seed=seed)
+
+
 def test_wider_accumulator_and_narrow_data():
     config = TINY.replace(data_width=8, acc_width=24, rlc_level_width=16)
     for seed in (21, 22, 23):
@@ -250,7 +277,7 @@ def test_invalid_command_sets_error_and_is_dropped(code):
 
     async def bench(ctx):
         await send_stream(ctx, dut.cmd, [pack_command(layout, load)], rng)
-        await send_stream(ctx, dut.filt, filter_stream(case.filters), rng)
+        await send_stream(ctx, dut.filt, filter_words(TINY, case.filters), rng)
         await send_stream(ctx, dut.cmd, [packed_bad], rng)
         await ctx.tick()
         result["error"] = ctx.get(dut.error)

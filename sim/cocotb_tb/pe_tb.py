@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from rsaccel.config import AccelConfig
 from rsaccel.hw.pe import PE_COUNTER_NAMES, PECommand
 from rsaccel.sim.pe_model import (directed_pe_cases, expected_counters, expected_psum_out,
-                                  filter_stream, ifmap_stream, make_pe_case, pack_command,
+                                  filter_words, ifmap_stream, make_pe_case, pack_command,
                                   pe_commands, psum_in_words, psum_out_from_words,
                                   psum_transfers, stall_profile)
 from rsaccel.sim.cocotb_tb.streams import StreamSink, StreamSource
@@ -56,7 +56,7 @@ async def _run_case(dut, config, case, stall, seed):
     clear = dict(pe_commands(config, case)[0], op="CLEAR")
     commands = [pack_command(layout, c) for c in [clear] + pe_commands(config, case)]
     tasks = [cocotb.start_soon(cmd.send(commands)),
-             cocotb.start_soon(filt.send(filter_stream(case.filters))),
+             cocotb.start_soon(filt.send(filter_words(config, case.filters, -1))),
              cocotb.start_soon(ifmap.send(ifmap_stream(case.ifmap)))]
     if case.psum_in is not None:
         tasks.append(cocotb.start_soon(psum_in.send(psum_in_words(config, case))))
