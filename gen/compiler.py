@@ -328,16 +328,16 @@ def ifmap_regions(config, layer, blk, q):
 
     With two regions the chunks alternate between them, so the next chunk's rows can be
     written from the stream while a RUN pass reads this chunk's (see :func:`compile_layer`).
-    The second region starts in a bank above every word the output writer writes (the psum
-    and output regions), so those writes never meet the stream's in a bank and a pass runs
+    Both regions then start in banks above every word the output writer writes (the psum
+    and output regions), so its writes never meet the stream's in a bank and a pass runs
     exactly as fast as it does alone.
     """
     lay = block_layout(config, layer, blk)
     words = math.ceil(blk.nn * blk.r * q * blk.rows_in * layer.Wp / config.lanes)
     depth = config.glb_bank_depth
-    second = max(lay.ifmap_word + words, ((lay.bias_word - 1) // depth + 1) * depth)
-    if second + words <= config.glb_banks * depth:
-        return (lay.ifmap_word, second)
+    first = max(lay.ifmap_word, ((lay.bias_word - 1) // depth + 1) * depth)
+    if first + 2 * words <= config.glb_banks * depth:
+        return (first, first + words)
     return (lay.ifmap_word,)
 
 

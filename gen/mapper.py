@@ -7,7 +7,9 @@ channels whose psums add up in the array (Eyeriss's ``r``), so a pass covers ``r
 and moves ``1/r`` as many psums per MAC through the psum networks. The pass order is fixed by the compiler: group,
 image run, strip, filter block, then channel chunk (innermost, its psums accumulating in the
 global buffer). The global buffer's data banks hold, per block, the psums (in place), the
-outputs, the bias and the ifmap rows of one chunk; the filter banks hold one chunk's filters.
+outputs, the bias and the ifmap rows of one chunk (of two chunks where they fit, so the
+next chunk's rows are written during a pass: :func:`~rsaccel.gen.compiler.ifmap_regions`);
+the filter banks hold one chunk's filters.
 
 :func:`check_mapping` names the first limit a mapping breaks; :func:`candidate_mappings` lists
 the legal ones (for each number of blocks along a dimension only the smallest size that gives

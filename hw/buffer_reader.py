@@ -17,8 +17,8 @@ class BufferReader(wiring.Component):
     """Reads the elements a :func:`~rsaccel.hw.loop_nest.NestDescriptor` names from the global
     buffer and sends each, with the nest's row and column tags, to a multicast network.
 
-    Elements are ``element_lanes`` lanes of ``data_width`` bits (1 for ifmaps and filters,
-    ``config.psum_lanes * config.psum_group`` for psums); element address ``a`` is slot
+    Elements are ``element_lanes`` lanes of ``data_width`` bits (1 for ifmaps,
+    ``config.filter_group`` for filters, ``config.psum_lanes * config.psum_group`` for psums); element address ``a`` is slot
     ``a mod k`` of word ``a div k`` with ``k = lanes / element_lanes`` elements per word. Values
     are sign-extended (or truncated) to ``value_width``. With ``group`` an element is that many
     values of equal width (value 0 in the lowest lanes), sent as one transfer of

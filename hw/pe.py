@@ -176,7 +176,8 @@ class ProcessingElement(wiring.Component):
       the last one padded (its pad values are dropped). With ``g = 1`` a value is written in
       the cycle it is taken; with ``g > 1`` a transfer is held and written a value a cycle
       from the next cycle on, and the next transfer is taken in the cycle the last value of
-      the held one is written (``filt.ready`` depends on registers only).
+      the held one is written, unless that value is the command's last (``filt.ready``
+      depends on registers only).
     - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
       Positions no window uses (when ``U > S``) are accepted at once and dropped. The ifmap
       spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions

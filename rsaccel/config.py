@@ -99,7 +99,7 @@ class AccelConfig:
         holds (``stream_width // data_width``). Each PE holds one transfer and writes it into
         its spad a value a cycle while the network serves the other PE rows, so a LOAD of
         ``N`` PE rows of ``p*q*S`` values takes about ``max(N, g) * ceil(p*q*S / g)`` cycles
-        instead of ``N * p*q*S``, for ``(g - 1) * data_width`` more flip-flops per PE. 1 is the
+        instead of ``N * p*q*S``, for about ``g * data_width`` more flip-flops per PE. 1 is the
         narrow network.
     """
 

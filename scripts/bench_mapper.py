@@ -197,10 +197,13 @@ def write_alexnet(rows, refine):
         "- **Detached passes.** The compiler detaches every pass (stream format 4): a channel "
         "block's ifmap WRITE runs beside its filter LOAD, and the next channel block's "
         "filter WRITE beside the RUN pass. The model's `overlap` part counts the cycles so "
-        "hidden. What is "
-        "left between RUN passes is the longer of the LOAD (one filter value a cycle) and the "
-        "ifmap WRITE (one stream word a cycle); hiding it needs a second ifmap region in the "
-        "global buffer (the cycles mappings fill it) and a faster filter load.",
+        "hidden. Where a block's data banks hold a second ifmap region, the later channel "
+        "blocks' ifmap WRITEs go beside the previous RUN pass instead, and only the LOAD is "
+        "left between RUN passes. The LOAD moves `filter_group` values a transfer (4 on "
+        "`eyeriss`) with the PE rows taking turns: about `max(rows, 4) * ceil(p*q*S/4)` "
+        "cycles instead of `rows * p*q*S`. Without room for the second region, what is left "
+        "between RUN passes is the longer of the LOAD and the ifmap WRITE (one stream word a "
+        "cycle).",
         "- **Choice against Eyeriss's mapping.** The energy objective prefers fewer active PEs "
         "(t = 3, p = 16) over t = 4 on CONV3/4. The model counts every psum spill through the "
         "global buffer, so fewer, fuller filter blocks cost less energy. The `cycles` objective "

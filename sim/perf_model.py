@@ -33,7 +33,7 @@ from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, pad
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
-           "pass_cycles", "PassShape", "ZeroStats", "block_classes",
+           "pass_cycles", "load_transfer_cycles", "PassShape", "ZeroStats", "block_classes",
            "energy_breakdown", "rlc_stream", "rlc_words_expected", "exact_run_cycles",
            "CYCLE_MODELS"]
 

@@ -195,15 +195,16 @@ def test_network_mac_totals(name, gmacs):
 
 
 def test_every_shipped_layer_maps_on_eyeriss():
-    # every layer has legal mappings, all within the array, and the model runs on them
-    # (scoring every candidate of every layer, as choose_mapping does, takes over a minute;
-    # the choice itself is checked in test_choice_is_the_best_candidate)
+    # every layer has legal mappings, all within the array, and the model runs on a spread
+    # of them (scoring every candidate of every layer, as choose_mapping does, takes over a
+    # minute; the choice itself is checked in test_choice_is_the_best_candidate)
     for name in NETWORKS:
         for nl in network(name):
             candidates = candidate_mappings(EYERISS, nl.layer)
             assert all(mp.active_pes <= EYERISS.num_pes for mp in candidates)
-            model = model_layer(EYERISS, nl.layer, candidates[0], cycle_model="estimate")
-            assert model.cycles > 0, nl.name
+            for mp in candidates[::max(1, len(candidates) // 8)]:
+                model = model_layer(EYERISS, nl.layer, mp, cycle_model="estimate")
+                assert model.cycles > 0 and model.counts["macs"] > 0, (nl.name, mp)
 
 
 def test_network_file(tmp_path):
