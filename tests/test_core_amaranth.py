@@ -409,16 +409,13 @@ def _psum_transfers_per_network(layer, mapping, group):
                for blk in iter_blocks(layer, mapping))
 
 
-@pytest.mark.parametrize("group", sorted(PSUM_GROUPS))
-@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
-def test_psum_groups_bit_exact_and_modelled(name, group):
-    # bit-exact under stalls, every counter as modelled; without stalls the cycles too, and the
-    # RTL's own counters show ceil(p/g) transfers per output on both psum networks and the reads
-    config = PSUM_GROUPS[group]
-    g = config.psum_group
+def _bit_exact_and_modelled(config, name, seed):
+    """Run test layer ``name`` (simple mapping) on ``config`` with stalls, then without: both
+    bit-exact with every counter as modelled, and the cycles too without stalls. Returns the
+    layer, the mapping and the counters of the run without stalls."""
     for stall in (0.3, 0.0):
         layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
-            name, "simple", config, stall=stall, seed=3, max_cycles=400000)
+            name, "simple", config, stall=stall, seed=seed, max_cycles=400000)
         ofmap = unpack_outputs(config, compiled, words)
         assert np.array_equal(ofmap, reference(config, layer, x, w, b)), (name, stall)
         c = state["counters"]
@@ -426,6 +423,17 @@ def test_psum_groups_bit_exact_and_modelled(name, group):
         wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
         assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
     assert model.cycles == c["cycles"], (model.cycles, c["cycles"])
+    return layer, mapping, c
+
+
+@pytest.mark.parametrize("group", sorted(PSUM_GROUPS))
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
+def test_psum_groups_bit_exact_and_modelled(name, group):
+    # bit-exact under stalls, every counter as modelled; without stalls the cycles too, and the
+    # RTL's own counters show ceil(p/g) transfers per output on both psum networks and the reads
+    config = PSUM_GROUPS[group]
+    g = config.psum_group
+    layer, mapping, c = _bit_exact_and_modelled(config, name, seed=3)
     blocks = list(iter_blocks(layer, mapping))
     if name == "relu_shift_pad_multipass":
         # the case that shows grouping: blocks of several filters, some not a multiple of g
@@ -449,16 +457,7 @@ def test_filter_groups_bit_exact_and_modelled(name, group):
     # and ceil(p*q*S/g) filter transfers per PE row and LOAD
     config = FILTER_GROUPS[group]
     g = config.filter_group
-    for stall in (0.3, 0.0):
-        layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
-            name, "simple", config, stall=stall, seed=5, max_cycles=400000)
-        ofmap = unpack_outputs(config, compiled, words)
-        assert np.array_equal(ofmap, reference(config, layer, x, w, b)), (name, stall)
-        c = state["counters"]
-        model = model_layer(config, layer, mapping, ifmap=x)
-        wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
-        assert not wrong, f"{name} {mapping}: model vs RTL {wrong}"
-    assert model.cycles == c["cycles"], (model.cycles, c["cycles"])
+    layer, mapping, c = _bit_exact_and_modelled(config, name, seed=5)
     transfers = sum(blk.t * blk.r * layer.R * -(-(blk.p * q * layer.S) // g)
                     for blk in iter_blocks(layer, mapping) for _, q in iter_chunks(layer, mapping))
     assert c["noc_filter_transfers"] == c["glb_filter_reads"] == transfers
