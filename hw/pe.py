@@ -181,16 +181,20 @@ class ProcessingElement(wiring.Component):
     - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
       Positions no window uses (when ``U > S``) are accepted at once and dropped. The ifmap
       spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions
-      ahead of the oldest position a MAC still needs.
+      ahead of the oldest position a MAC still needs. This holds across rows: once a row is
+      complete, the next row's positions enter the slots the row's last
+      window has finished with (``window - S`` when it starts, one more with each ``s``), so
+      a PE with its stream ahead goes from row to row without a gap.
     - ``psum_in`` (only when ``psum_in_en``) and ``psum_out``: per output ``f``, ``p`` values,
       filter index innermost, moved in transfers of ``g = config.psum_group`` consecutive
       filters (:func:`PsumGroup`, element 0 first): ``ceil(p/g)`` transfers per output, the
       last one padded (``psum_in`` pad values are ignored, ``psum_out`` pad values are zero).
-      ``psum_in`` transfers enter a FIFO of :meth:`psum_in_depth` transfers (a window's worth
-      at the largest ``p``) whenever it has room and the running command still expects
-      some (``rows*F*ceil(p/g)``), ahead of the MACs; the slot of filter ``k`` with
-      ``k mod g = 0`` takes one from the FIFO and holds it for the next ``g - 1`` filters.
-      So the psum network is never held while a PE works through a window's last slots.
+      ``psum_in`` transfers enter a FIFO of :meth:`psum_fifo_depth` transfers (by default a
+      window's worth at the largest ``p``) whenever it has room and the running command
+      still expects some (``rows*F*ceil(p/g)``), ahead of the MACs; the slot of filter ``k``
+      with ``k mod g = 0`` takes one from the FIFO and holds it for the next ``g - 1``
+      filters. So, with the default depth, the psum network is never held while a PE works
+      through a window's last slots.
 
     Latency and back-pressure
     -------------------------
@@ -201,7 +205,7 @@ class ProcessingElement(wiring.Component):
     three stages (spad read, multiply, accumulate): a ``psum_out`` transfer appears in the
     output FIFO three cycles after the last slot of its last filter issues (the group's other
     sums wait in a register). ``psum_out`` back-pressure stalls the
-    whole pipeline once the 2-entry output FIFO is full; nothing is lost on any stall. Every
+    whole pipeline once the output FIFO (:meth:`psum_fifo_depth` transfers) is full; nothing is lost on any stall. Every
     input stream may stall at any time. Ready signals never depend combinationally on
     ``psum_out.ready``; ``psum_in.ready`` depends on registers only. A ``psum_in`` transfer
     can be used from the cycle after it is taken.
@@ -303,10 +307,11 @@ class ProcessingElement(wiring.Component):
         return self._config
 
     @staticmethod
-    def psum_in_depth(config):
-        """Transfers the ``psum_in`` FIFO holds: one window's at the largest ``p``,
+    def psum_fifo_depth(config):
+        """Transfers the ``psum_in`` FIFO and the psum output FIFO each hold:
+        ``config.psum_fifo_depth``, or if that is 0 one window's at the largest ``p``,
         ``ceil(psum_spad_depth / psum_group)``."""
-        return -(-config.psum_spad_depth // config.psum_group)
+        return config.psum_fifo_depth or -(-config.psum_spad_depth // config.psum_group)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -328,10 +333,11 @@ class ProcessingElement(wiring.Component):
         psum_wr = psum_spad.write_port()
         psum_rd = psum_spad.read_port(domain="comb")
         group = cfg.psum_group
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw * group, depth=2)
-        # psum_in transfers wait here until their window's last slots: a window's worth
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=aw * group,
-                                                       depth=self.psum_in_depth(cfg))
+        # sums wait here for the output network or the PE above; psum_in transfers wait in
+        # the input FIFO until their window's last slots (a window's worth of each by default)
+        fifo_depth = self.psum_fifo_depth(cfg)
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=aw * group, depth=fifo_depth)
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFO(width=aw * group, depth=fifo_depth)
 
         # --- latched command ----------------------------------------------------------------
         pos_w = bits_for(cfg.max_ifmap_row_width)
@@ -390,9 +396,20 @@ class ProcessingElement(wiring.Component):
         # --- ifmap window (write side) ------------------------------------------------------
         wpos = Signal(pos_w)           # positions completely received in this row
         wpos_next = Signal(pos_w)      # its value in the next cycle
+        wpos_taken = Signal(pos_w)     # ... as far as this cycle's ifmap transfer decides
         wchan = Signal(slot_w)         # channel of the value expected next
         wslot = Signal(slot_w)         # (wpos mod window) * q
         wmod_u = Signal(bits_for(cfg.max_stride))  # wpos mod U
+        # The ring takes the next row's positions while the current row's last window still
+        # runs: once a row is complete, the write side goes on with the next one
+        # (``w_ahead``), into the slots the last window has finished with.
+        w_ahead = Signal()             # the write side is one row ahead (this row complete)
+        w_ahead_next = Signal()
+        row_last = Signal(pos_w)       # row_len - 1
+        keep_ahead = Signal(slot_w)    # next-row positions below this may enter
+        ahead_base = Signal(slot_w)    # window - S: free slots when the last window starts
+        f_prev = Signal.like(f_reg)    # width - 2: the window before the last
+        row_step = Signal(slot_w)      # (S mod window)*q: ring advance from row to row
 
         # --- issue side ---------------------------------------------------------------------
         out_f = Signal(bits_for(cfg.max_ofmap_width))
@@ -407,8 +424,9 @@ class ProcessingElement(wiring.Component):
         # psum_in acceptance: the transfers the running command still expects (per row, F
         # outputs of ceil(p/g) transfers each), taken whenever the input FIFO has room
         lg = (group - 1).bit_length()
-        in_groups = Signal(range(self.psum_in_depth(cfg) + 1))  # transfers per output
-        in_k = Signal(range(self.psum_in_depth(cfg) + 1))
+        max_groups = -(-cfg.psum_spad_depth // group)
+        in_groups = Signal(range(max_groups + 1))  # transfers per output
+        in_k = Signal(range(max_groups + 1))
         in_f = Signal(bits_for(cfg.max_ofmap_width))
         in_rows = Signal(16)
 
@@ -440,6 +458,13 @@ class ProcessingElement(wiring.Component):
                 ]
                 if not cfg.zero_skipping:
                     m.d.sync += [keep_until.eq(cmd.window), keep_step.eq(dec.keep_step)]
+                m.d.sync += [
+                    row_last.eq(dec.row_len - 1), ahead_base.eq(cmd.window - cmd.s),
+                    f_prev.eq(cmd.width - 2),
+                    row_step.eq(Mux(dec.qs == dec.ring, 0, dec.qs)),
+                ]
+                if not cfg.zero_skipping:
+                    m.d.sync += keep_ahead.eq(Mux(cmd.width == 1, cmd.window - cmd.s, 0))
                 m.d.sync += [in_groups.eq((cmd.p + group - 1) >> lg), in_k.eq(0), in_f.eq(0),
                              in_rows.eq(Mux(cmd.psum_in_en, cmd.rows, 0))]
                 with m.If(self.cmd.valid & self.cmd.ready):
@@ -515,9 +540,15 @@ class ProcessingElement(wiring.Component):
         m.d.comb += needed.eq(wmod_u < s_reg)
         wr_index = Signal(slot_w)
         m.d.comb += wr_index.eq(wslot + wchan)
-        m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len)
-                                        & (~needed | (wpos < keep_until)))
-        m.d.comb += wpos_next.eq(wpos)
+        # a row ahead, the next row's positions wait for the last window's free slots (the
+        # skipping sequencer frees them as it passes positions: ``skip_pos``)
+        if cfg.zero_skipping:
+            m.d.comb += keep_ahead.eq(Mux(out_f == f_last, ahead_base + skip_pos, 0))
+        within = Mux(w_ahead, wpos < keep_ahead, wpos < keep_until)
+        m.d.comb += w_ahead_next.eq(w_ahead)
+        m.d.sync += w_ahead.eq(w_ahead_next)
+        m.d.comb += self.ifmap.ready.eq(running & (wpos < row_len) & (~needed | within))
+        m.d.comb += [wpos_taken.eq(wpos), wpos_next.eq(wpos_taken)]
         m.d.sync += wpos.eq(wpos_next)
         with m.If(self.ifmap.valid & self.ifmap.ready):
             with m.If(needed):
@@ -532,12 +563,16 @@ class ProcessingElement(wiring.Component):
                         with m.If(wr_index == i):
                             m.d.sync += zflags[i].eq(self.ifmap.payload == 0)
             with m.If(wchan == q_last):
-                m.d.comb += wpos_next.eq(wpos + 1)
+                m.d.comb += wpos_taken.eq(wpos + 1)
                 m.d.sync += [
                     wchan.eq(0),
                     wslot.eq(Mux(wslot + q_reg >= ring, 0, wslot + q_reg)),
                     wmod_u.eq(Mux(wmod_u == u_last, 0, wmod_u + 1)),
                 ]
+                with m.If((wpos == row_last) & ~w_ahead & (rows_left != 1)):
+                    # the row is complete: go on with the next one
+                    m.d.comb += [wpos_taken.eq(0), w_ahead_next.eq(1)]
+                    m.d.sync += wmod_u.eq(0)
             with m.Else():
                 m.d.sync += wchan.eq(wchan + 1)
 
@@ -605,15 +640,24 @@ class ProcessingElement(wiring.Component):
                 win_base.eq(win_base + u_reg),
                 win_slot.eq(Mux(next_slot >= ring, next_slot - ring, next_slot)),
             ]
+            row_slot = Signal(slot_w + 1)  # the next row's first slot
+            m.d.comb += row_slot.eq(win_slot + row_step)
             with m.If(out_f == f_last):
                 # row finished: the whole row has been received by now
-                m.d.sync += [
-                    out_f.eq(0), win_base.eq(0), win_slot.eq(0),
-                    wchan.eq(0), wslot.eq(0), wmod_u.eq(0),
-                    rows_left.eq(rows_left - 1),
-                ]
-                m.d.comb += wpos_next.eq(0)
-            return next_slot
+                m.d.sync += [out_f.eq(0), win_base.eq(0), rows_left.eq(rows_left - 1)]
+                with m.If(rows_left == 1):
+                    # the command's last row: the ring starts afresh with the next command
+                    m.d.sync += [win_slot.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0)]
+                    m.d.comb += [wpos_next.eq(0), w_ahead_next.eq(0)]
+                with m.Else():
+                    # the write side is in the next row already, and the ring goes on
+                    m.d.sync += win_slot.eq(Mux(row_slot >= ring, row_slot - ring, row_slot))
+                    m.d.comb += w_ahead_next.eq(0)
+                    with m.If((wpos_taken == row_len) & (rows_left != 2)):
+                        # ... and has received all of it: on with the row after
+                        m.d.comb += [wpos_next.eq(0), w_ahead_next.eq(1)]
+                        m.d.sync += wmod_u.eq(0)
+            return next_slot, row_slot
 
         if not cfg.zero_skipping:
             # every slot issues, s-major, c, then k innermost
@@ -631,7 +675,8 @@ class ProcessingElement(wiring.Component):
             need_pos = Signal(pos_w + 1)        # win_base + cur_s
             need_next = Signal(pos_w + 1)
             m.d.comb += need_next.eq(need_pos)
-            m.d.sync += [need_pos.eq(need_next), slot_ready.eq(need_next < wpos_next)]
+            m.d.sync += [need_pos.eq(need_next),
+                         slot_ready.eq((need_next < wpos_next) | w_ahead_next)]
             with m.If(issue):
                 m.d.sync += faddr.eq(faddr + 1)
                 with m.If(cur_k != p_last):
@@ -651,15 +696,27 @@ class ProcessingElement(wiring.Component):
                             ]
                             with m.If(cur_s < u_reg):
                                 m.d.sync += keep_until.eq(keep_until + 1)
+                            with m.If(out_f == f_last):
+                                # the last window frees a slot for the next row
+                                m.d.sync += keep_ahead.eq(keep_ahead + 1)
                         with m.Else():
                             m.d.sync += [cur_s.eq(0), faddr.eq(0),
                                          keep_until.eq(keep_until + keep_step)]
                             m.d.comb += need_next.eq(win_base + u_reg)
-                            next_slot = next_window()
-                            m.d.sync += cur_slot.eq(
-                                Mux(next_slot >= ring, next_slot - ring, next_slot))
+                            next_slot, row_slot = next_window()
+                            m.d.sync += [
+                                cur_slot.eq(Mux(next_slot >= ring, next_slot - ring,
+                                                next_slot)),
+                                keep_ahead.eq(Mux(out_f == f_prev, ahead_base, 0)),
+                            ]
                             with m.If(out_f == f_last):
-                                m.d.sync += [cur_slot.eq(0), keep_until.eq(win_reg)]
+                                m.d.sync += [
+                                    cur_slot.eq(Mux(rows_left == 1, 0,
+                                                    Mux(row_slot >= ring, row_slot - ring,
+                                                        row_slot))),
+                                    keep_until.eq(win_reg),
+                                    keep_ahead.eq(Mux(f_last == 0, ahead_base, 0)),
+                                ]
                                 m.d.comb += need_next.eq(0)
         else:
             self._skipping_sequencer(
@@ -668,7 +725,7 @@ class ProcessingElement(wiring.Component):
                 n_reg=n_reg, pqs=pqs, cur_k=cur_k, running=running, stall=stall,
                 issue=issue, zero=zero, first=first, last=last, rd_index=rd_index,
                 faddr_now=faddr_now, slot_ready=slot_ready, gated_inc=incr["gated_macs"],
-                next_window=next_window, skip_pos=skip_pos, wchan=wchan,
+                next_window=next_window, skip_pos=skip_pos, wchan=wchan, w_ahead=w_ahead,
                 cmd_taken=self.cmd.valid & self.cmd.ready, cmd=cmd)
 
         # pipeline stage A: filter spad read in flight
@@ -758,7 +815,7 @@ class ProcessingElement(wiring.Component):
     def _skipping_sequencer(m, *, depth, zflags, win_slot, ring, wpos, win_base, s_reg, q_reg,
                             p_reg, n_reg, pqs, cur_k, running, stall, issue, zero, first, last,
                             rd_index, faddr_now, slot_ready, gated_inc, next_window, skip_pos,
-                            wchan, cmd_taken, cmd):
+                            wchan, w_ahead, cmd_taken, cmd):
         """Issue sequencer of the zero-skipping mode.
 
         The window's ``n = q*S`` slots are numbered ``j = s*q + c`` (ring entry
@@ -806,11 +863,12 @@ class ProcessingElement(wiring.Component):
             m.d.comb += idx.eq(win_slot + j)
             m.d.comb += wrapped.eq(Mux(idx >= ring, idx - ring, idx))
             m.d.comb += lin[j].eq(zflags.bit_select(wrapped, 1))
-        # slots received: from win_base on, at most the window
+        # slots received: from win_base on, at most the window (all of it once the ring takes
+        # the next row)
         ahead = Signal.like(wpos)
         m.d.comb += ahead.eq(Mux(wpos > win_base, wpos - win_base, 0))
         avail = Signal(j_w + 1)
-        with m.If(ahead >= s_reg):
+        with m.If(w_ahead | (ahead >= s_reg)):
             m.d.comb += avail.eq(n_reg)
         with m.Elif(wpos >= win_base):
             # plus the channels of position wpos received so far

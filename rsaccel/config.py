@@ -36,6 +36,7 @@ _INT_RANGES = {
     "noc_id_width": (1, 16),
     "psum_group": (1, 64),
     "filter_group": (1, 64),
+    "psum_fifo_depth": (0, 256),
 }
 
 _BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec")
@@ -101,6 +102,15 @@ class AccelConfig:
         ``N`` PE rows of ``p*q*S`` values takes about ``max(N, g) * ceil(p*q*S / g)`` cycles
         instead of ``N * p*q*S``, for about ``g * data_width`` more flip-flops per PE. 1 is the
         narrow network.
+    psum_fifo_depth : int
+        Transfers (of ``psum_group`` psums) each PE's psum input FIFO and psum output FIFO
+        hold. 0 (the default) sizes both for one window's psums at the largest ``p``,
+        ``ceil(psum_spad_depth / psum_group)``: a PE then takes a window's psums ahead of its
+        MACs and emits a window's sums without waiting for the output network, so the PEs
+        of an array do not hold each other up when the networks serve them in turn (a shallow
+        output FIFO lets the top PEs of the columns the output network serves last fall a
+        little further behind every window). Smaller depths save about
+        ``2 * acc_width * psum_group`` flip-flops (or LUT RAM bits) per PE and entry.
     """
 
     rows: int = 12
@@ -125,6 +135,7 @@ class AccelConfig:
     noc_id_width: int = 6
     psum_group: int = 2
     filter_group: int = 1
+    psum_fifo_depth: int = 0
 
     def __post_init__(self):
         for name, (lo, hi) in _INT_RANGES.items():
@@ -290,21 +301,22 @@ PRESETS = {
     # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device
     # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
     # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,
-    # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs.
+    # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. Their PEs' psum FIFOs hold 2
+    # transfers instead of a window's worth, to save area.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
     # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer.
     "ulx3s-85f": AccelConfig(rows=8, cols=8, data_width=8, acc_width=24, filter_spad_depth=64,
                              ifmap_spad_depth=12, psum_spad_depth=8, glb_banks=8,
                              glb_bank_depth=512, glb_filter_banks=1, rlc_codec=False,
                              max_stride=4, max_ofmap_width=64, counter_width=32,
-                             noc_id_width=4, psum_group=1),
+                             noc_id_width=4, psum_group=1, psum_fifo_depth=2),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
     # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
                               ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=2,
                               glb_bank_depth=64, glb_filter_banks=1, rlc_codec=False,
                               max_stride=2, max_ofmap_width=16, counter_width=16,
-                              noc_id_width=2, psum_group=1),
+                              noc_id_width=2, psum_group=1, psum_fifo_depth=2),
 }
 
 

@@ -6,7 +6,7 @@ ifmap and psum buffer readers (loop nest, global-buffer bank arbitration, 4-entr
 multicast networks (a value waits until every destination took it), each PE's ifmap ring
 acceptance rule, its ``psum_in`` FIFO (filled ahead, emptied by the last slots of a window,
 one transfer of ``psum_group`` psums per group of filters), MAC issue order and 3-stage
-pipeline with its 2-entry output FIFO (pushed once per group), the
+pipeline with its output FIFO (pushed once per group), the
 vertical psum links, the round-robin output network with its register stage, and the output
 writer. Values are not computed (timing does not depend on them without zero skipping).
 
@@ -36,7 +36,6 @@ __all__ = ["run_pass_cycles"]
 # Facts of the RTL the model relies on (checked against the RTL by the tests that compare
 # this model's cycles with the simulated core's):
 _READER_FIFO_DEPTH = BufferReader.FIFO_DEPTH
-_PE_OUT_FIFO_DEPTH = 2      # the PE's psum output FIFO (hw/pe.py)
 # During a RUN pass only the ifmap reader (global-buffer read client 1) and the psum reader
 # (client 2) read, and only the output writer writes, so the ifmap reader wins a bank both
 # ask for and the writer never waits (hw/core.py, hw/glb.py).
@@ -114,7 +113,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
                "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes * c.psum_group)}
     g = c.psum_group
-    _PE_IN_FIFO_DEPTH = ProcessingElement.psum_in_depth(c)
+    fifo_depth = ProcessingElement.psum_fifo_depth(c)   # psum input and output FIFOs
     dests = {}
     for net in ("ifmap", "psum"):
         table = {}
@@ -150,6 +149,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     wpos = [0] * npe
     wchan = [0] * npe
     wmod = [0] * npe
+    ahead = [False] * npe      # the ring is taking the next row (the current one is complete)
     out_f = [0] * npe
     cur_s = [0] * npe
     cur_c = [0] * npe
@@ -193,12 +193,12 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
             # a window's sums leave in groups of g filters: the group's (or the window's)
             # last filter pushes into the output FIFO
             push = b_last[i] and (b_k[i] % g == g - 1 or b_k[i] == P - 1)
-            stall = b_valid[i] and push and level[i] == _PE_OUT_FIFO_DEPTH
+            stall = b_valid[i] and push and level[i] == fifo_depth
             if stall:
                 stalled.add(i)
             if not running[i]:
                 continue
-            ok = (not stall) and out_f[i] * U + cur_s[i] < wpos[i]
+            ok = (not stall) and (ahead[i] or out_f[i] * U + cur_s[i] < wpos[i])
             operand[i] = ok
             if (ok and psum_in_en and cur_s[i] == S - 1 and cur_c[i] == Q - 1
                     and cur_k[i] % g == 0):
@@ -215,7 +215,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
             issue[i] = ok and (i not in psum_ready or in_level[i] > 0)
         # psum_in: a PE takes transfers while its command expects more and its FIFO has room
         in_ready = {i for i in pes if running[i] and in_left[i] > 0
-                    and in_level[i] < _PE_IN_FIFO_DEPTH}
+                    and in_level[i] < fifo_depth}
         below_pop = set()
         in_push = set()
         for i in in_ready:
@@ -243,7 +243,14 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                 ready = False
                 if running[d] and wpos[d] < row_len:
                     needed = wmod[d] < S
-                    keep = out_f[d] * U + min(cur_s[d], U) + window
+                    if not ahead[d]:
+                        keep = out_f[d] * U + min(cur_s[d], U) + window
+                    elif out_f[d] == F - 1:
+                        # the next row's positions enter the slots the row's last window
+                        # has finished with
+                        keep = window - S + cur_s[d]
+                    else:
+                        keep = 0
                     ready = (not needed) or wpos[d] < keep
                 if ready:
                     ifmap_taken.add(d)
@@ -298,6 +305,9 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                 wchan[d] = 0
                 wpos[d] += 1
                 wmod[d] = 0 if wmod[d] == U - 1 else wmod[d] + 1
+                if wpos[d] == row_len and not ahead[d] and rows_left[d] > 1:
+                    wpos[d] = wmod[d] = 0       # row complete: go on with the next one
+                    ahead[d] = True
             else:
                 wchan[d] += 1
         # output network and writer
@@ -348,7 +358,13 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                                 out_f[i] += 1
                             else:
                                 out_f[i] = 0
-                                wpos[i] = wchan[i] = wmod[i] = 0
+                                if rows_left[i] == 1:
+                                    wpos[i] = wchan[i] = wmod[i] = 0
+                                    ahead[i] = False
+                                elif wpos[i] == row_len and rows_left[i] > 2:
+                                    wpos[i] = wmod[i] = 0   # the next row is complete too
+                                else:
+                                    ahead[i] = False
                                 rows_left[i] -= 1
                                 if rows_left[i] == 0:
                                     running[i] = False
@@ -360,6 +376,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                 rows_left[i] = nrows
                 in_left[i] = nrows * F * -(-P // g) if psum_in_en else 0
                 wpos[i] = wchan[i] = wmod[i] = out_f[i] = cur_s[i] = cur_c[i] = cur_k[i] = 0
+                ahead[i] = False
         elif cycle == push_ifmap:
             ir.active = ir.n > 0
         elif cycle == push_psum:

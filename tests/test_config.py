@@ -49,6 +49,10 @@ def test_replace_revalidates():
      r"'filter_group' must be a power of two of at most the 4 values a 64-bit word holds, not 3"),
     ("filter_group", 8, ValueError, r"'filter_group' must be a power of two .* not 8"),
     ("filter_group", 0, ValueError, r"'filter_group' must be an integer in \[1, 64\], not 0"),
+    ("psum_fifo_depth", -1, ValueError,
+     r"'psum_fifo_depth' must be an integer in \[0, 256\], not -1"),
+    ("psum_fifo_depth", 257, ValueError,
+     r"'psum_fifo_depth' must be an integer in \[0, 256\], not 257"),
 ])
 def test_wrong_values(field, value, exc, message):
     with pytest.raises(exc, match=message):

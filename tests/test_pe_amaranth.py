@@ -352,3 +352,34 @@ def test_ring_without_slack(mode, p, q, s, stride, sparsity):
                   psum_in=rng.integers(-(1 << 31), 1 << 31, size=(rows, width, p)),
                   stride=stride, seed=0)
     check_cases(config, [case], stalls=stall_profile(p + q + s), seed=stride, window=s)
+
+
+_ROW_CASES = [(1, 1, 3, 1, "tight"), (2, 2, 3, 1, "tight"), (3, 1, 3, 2, "tight"),
+              (2, 1, 2, 2, "tight"), (2, 1, 3, 1, "largest"), (2, 2, 2, 2, "largest")]
+
+
+# (a skipping PE with window = S = U waits in every window to decide its last slot,
+# rows = 1 included, so that shape is left to the gating PE)
+@pytest.mark.parametrize("mode,p,q,s,stride,ring", [
+    (mode, *shape) for mode in sorted(MODES) for shape in _ROW_CASES
+    if not (mode == "skipping" and shape == (2, 1, 2, 2, "tight"))])
+def test_next_row_enters_while_the_last_window_runs(mode, p, q, s, stride, ring):
+    # Without stalls a PE issues a MAC slot every cycle across row boundaries (in shapes
+    # with U <= S, whose windows follow each other without a gap within a row): the next row's
+    # first positions enter the ring while the row's last window runs, so rows after the
+    # first cost exactly their slots (a ring that waited for the row's end would cost at
+    # least a cycle per row). Both with the tightest ring (window = S) and the largest, gating
+    # and skipping (dense data: every slot issues).
+    rng = np.random.default_rng(p * 1000 + q * 100 + s * 10 + stride)
+    width = 4
+    window = s if ring == "tight" else None
+    cycles = {}
+    for rows in (1, 6):
+        ifmap = rng.integers(-(1 << 15), 1 << 15, size=(rows, q, (width - 1) * stride + s))
+        case = PECase(filters=rng.integers(-(1 << 15), 1 << 15, size=(p, q, s)), ifmap=ifmap,
+                      psum_in=rng.integers(-(1 << 31), 1 << 31, size=(rows, width, p)),
+                      stride=stride, seed=0)
+        _, state = check_cases(MODES[mode], [case], stalls=dict.fromkeys(STREAMS, 0.0),
+                               seed=0, window=window)
+        cycles[rows] = state["cycles"]
+    assert cycles[6] - cycles[1] == 5 * width * p * q * s, cycles
