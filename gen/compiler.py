@@ -21,7 +21,7 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "channel_set_problem",
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem",
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions"]
 
@@ -162,6 +162,12 @@ def channel_set_problem(layer, mapping):
     return None
 
 
+def ifmap_chunk_words(config, layer, nn, r, q, rows_in):
+    """Global-buffer (and stream) words of one channel chunk's ifmap rows: ``nn`` images,
+    ``r`` channel sets of ``q`` channels, ``rows_in`` padded rows of ``Wp`` values each."""
+    return math.ceil(nn * r * q * rows_in * layer.Wp / config.lanes)
+
+
 def buffer_split(config, layer, e, n, q, p, t, r=1):
     """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
     ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
@@ -170,7 +176,7 @@ def buffer_split(config, layer, e, n, q, p, t, r=1):
     rows_in = (e - 1) * layer.stride + layer.R
     lay = block_layout(config, layer, Block(0, 0, n, 0, e, rows_in, 0, t, p, r))
     return {
-        "ifmap": math.ceil(n * r * q * rows_in * layer.Wp / lanes),
+        "ifmap": ifmap_chunk_words(config, layer, n, r, q, rows_in),
         "psum": lay.out_word - lay.psum_word,
         "output": lay.out_words,
         "bias": lay.ifmap_word - lay.bias_word,
@@ -333,7 +339,7 @@ def ifmap_regions(config, layer, blk, q):
     exactly as fast as it does alone.
     """
     lay = block_layout(config, layer, blk)
-    words = math.ceil(blk.nn * blk.r * q * blk.rows_in * layer.Wp / config.lanes)
+    words = ifmap_chunk_words(config, layer, blk.nn, blk.r, q, blk.rows_in)
     depth = config.glb_bank_depth
     first = max(lay.ifmap_word, ((lay.bias_word - 1) // depth + 1) * depth)
     if first + 2 * words <= config.glb_banks * depth:

@@ -28,8 +28,8 @@ import math
 import numpy as np
 
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
-                            channel_set_problem, filter_row_elements, ifmap_regions,
-                            iter_blocks, iter_chunks)
+                            channel_set_problem, filter_row_elements, ifmap_chunk_words,
+                            ifmap_regions, iter_blocks, iter_chunks)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -460,8 +460,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     costs = costs or EnergyCosts()
     if stream_words_per_cycle <= 0:
         raise ValueError(f"stream_words_per_cycle must be positive, not {stream_words_per_cycle}")
-    R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
-    lanes, ppw = c.lanes, c.lanes // c.psum_lanes
+    R, S, U, F = layer.R, layer.S, layer.stride, layer.F
+    ppw = c.lanes // c.psum_lanes
     row_len = (F - 1) * U + S
     needed_positions = sum(1 for x in range(row_len) if x % U < S)
     counts = dict.fromkeys(COUNT_NAMES, 0)
@@ -497,7 +497,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         return double_cache[key]
 
     def ifmap_write_cycles(blk, q):
-        return _cycles_per_words(1 + math.ceil(blk.nn * blk.r * q * blk.rows_in * Wp / lanes),
+        return _cycles_per_words(1 + ifmap_chunk_words(c, layer, blk.nn, blk.r, q, blk.rows_in),
                                  stream_words_per_cycle)
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
@@ -521,7 +521,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         for q, nchunks in chunk_sizes.items():
             k = mult * nchunks
             fwords = _filter_words(c, layer, t, p, r, q)
-            iwords = math.ceil(nn * r * q * rows_in * Wp / lanes)
+            iwords = ifmap_chunk_words(c, layer, nn, r, q, rows_in)
             dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
             dram["filter"] += k * fwords
             counts["glb_host_writes"] += k * (fwords + iwords)
