@@ -181,8 +181,8 @@ class ProcessingElement(wiring.Component):
     - ``ifmap``: per row ``(F-1)*U + S`` positions, each as ``q`` values (channel innermost).
       Positions no window uses (when ``U > S``) are accepted at once and dropped. The ifmap
       spad is a ring of ``window`` positions, so the stream may run up to ``window`` positions
-      ahead of the oldest position a MAC still needs. This holds across rows: once a row is
-      complete, the next row's positions enter the slots the row's last
+      ahead of the oldest position a MAC still needs. With ``config.ifmap_lookahead`` this holds
+      across rows: once a row is complete, the next row's positions enter the slots the row's last
       window has finished with (``window - S`` when it starts, one more with each ``s``), so
       a PE with its stream ahead goes from row to row without a gap.
     - ``psum_in`` (only when ``psum_in_en``) and ``psum_out``: per output ``f``, ``p`` values,
@@ -400,9 +400,10 @@ class ProcessingElement(wiring.Component):
         wchan = Signal(slot_w)         # channel of the value expected next
         wslot = Signal(slot_w)         # (wpos mod window) * q
         wmod_u = Signal(bits_for(cfg.max_stride))  # wpos mod U
-        # The ring takes the next row's positions while the current row's last window still
-        # runs: once a row is complete, the write side goes on with the next one
-        # (``w_ahead``), into the slots the last window has finished with.
+        # With config.ifmap_lookahead the ring takes the next row's positions while the
+        # current row's last window still runs: once a row is complete, the write side goes
+        # on with the next one (``w_ahead``), into the slots the last window has finished with.
+        lookahead = cfg.ifmap_lookahead
         w_ahead = Signal()             # the write side is one row ahead (this row complete)
         w_ahead_next = Signal()
         row_last = Signal(pos_w)       # row_len - 1
@@ -458,12 +459,13 @@ class ProcessingElement(wiring.Component):
                 ]
                 if not cfg.zero_skipping:
                     m.d.sync += [keep_until.eq(cmd.window), keep_step.eq(dec.keep_step)]
-                m.d.sync += [
-                    row_last.eq(dec.row_len - 1), ahead_base.eq(cmd.window - cmd.s),
-                    f_prev.eq(cmd.width - 2),
-                    row_step.eq(Mux(dec.qs == dec.ring, 0, dec.qs)),
-                ]
-                if not cfg.zero_skipping:
+                if lookahead:
+                    m.d.sync += [
+                        row_last.eq(dec.row_len - 1), ahead_base.eq(cmd.window - cmd.s),
+                        f_prev.eq(cmd.width - 2),
+                        row_step.eq(Mux(dec.qs == dec.ring, 0, dec.qs)),
+                    ]
+                if lookahead and not cfg.zero_skipping:
                     m.d.sync += keep_ahead.eq(Mux(cmd.width == 1, cmd.window - cmd.s, 0))
                 m.d.sync += [in_groups.eq((cmd.p + group - 1) >> lg), in_k.eq(0), in_f.eq(0),
                              in_rows.eq(Mux(cmd.psum_in_en, cmd.rows, 0))]
@@ -569,10 +571,11 @@ class ProcessingElement(wiring.Component):
                     wslot.eq(Mux(wslot + q_reg >= ring, 0, wslot + q_reg)),
                     wmod_u.eq(Mux(wmod_u == u_last, 0, wmod_u + 1)),
                 ]
-                with m.If((wpos == row_last) & ~w_ahead & (rows_left != 1)):
-                    # the row is complete: go on with the next one
-                    m.d.comb += [wpos_taken.eq(0), w_ahead_next.eq(1)]
-                    m.d.sync += wmod_u.eq(0)
+                if lookahead:
+                    with m.If((wpos == row_last) & ~w_ahead & (rows_left != 1)):
+                        # the row is complete: go on with the next one
+                        m.d.comb += [wpos_taken.eq(0), w_ahead_next.eq(1)]
+                        m.d.sync += wmod_u.eq(0)
             with m.Else():
                 m.d.sync += wchan.eq(wchan + 1)
 
@@ -645,9 +648,15 @@ class ProcessingElement(wiring.Component):
             with m.If(out_f == f_last):
                 # row finished: the whole row has been received by now
                 m.d.sync += [out_f.eq(0), win_base.eq(0), rows_left.eq(rows_left - 1)]
+                restart = [win_slot.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0)]
+                if not lookahead:
+                    # the ring starts afresh with every row
+                    m.d.sync += restart
+                    m.d.comb += wpos_next.eq(0)
+                    return next_slot, row_slot
                 with m.If(rows_left == 1):
                     # the command's last row: the ring starts afresh with the next command
-                    m.d.sync += [win_slot.eq(0), wchan.eq(0), wslot.eq(0), wmod_u.eq(0)]
+                    m.d.sync += restart
                     m.d.comb += [wpos_next.eq(0), w_ahead_next.eq(0)]
                 with m.Else():
                     # the write side is in the next row already, and the ring goes on
@@ -713,7 +722,7 @@ class ProcessingElement(wiring.Component):
                                 m.d.sync += [
                                     cur_slot.eq(Mux(rows_left == 1, 0,
                                                     Mux(row_slot >= ring, row_slot - ring,
-                                                        row_slot))),
+                                                        row_slot)) if lookahead else 0),
                                     keep_until.eq(win_reg),
                                     keep_ahead.eq(Mux(f_last == 0, ahead_base, 0)),
                                 ]

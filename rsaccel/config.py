@@ -39,7 +39,7 @@ _INT_RANGES = {
     "psum_fifo_depth": (0, 256),
 }
 
-_BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec")
+_BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec", "ifmap_lookahead")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +77,12 @@ class AccelConfig:
         Also skip the cycles of zero ifmap operands: a PE issues only the slots of non-zero ifmap
         values (plus one slot per all-zero output), so zeros cost neither energy nor time.
         Requires ``zero_gating``; costs a zero-flag vector and a priority encoder per PE.
+    ifmap_lookahead : bool
+        A PE's ifmap ring takes the next row's positions while the current row's last window
+        runs, so a PE whose stream keeps up goes from row to row without a gap (and the PEs
+        sharing a multicast ifmap value do not wait for each other at every row's end). Costs
+        about 130 ECP5 LUT4 per 8-bit PE (a row-ahead flag, its acceptance limit and the
+        ring's row-to-row advance); without it the ring refills after each row.
     max_stride : int
         Largest convolution stride the PE sequencer supports.
     max_ofmap_width : int
@@ -129,6 +135,7 @@ class AccelConfig:
     rlc_codec: bool = True
     zero_gating: bool = True
     zero_skipping: bool = False
+    ifmap_lookahead: bool = True
     max_stride: int = 12
     max_ofmap_width: int = 256
     counter_width: int = 48
@@ -301,22 +308,24 @@ PRESETS = {
     # Board presets (rsaccel.boards): sized so the accelerator and its self-test fit the device
     # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
     # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,
-    # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. Their PEs' psum FIFOs hold 2
-    # transfers instead of a window's worth, to save area.
+    # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. To save area their PEs' psum FIFOs
+    # hold 2 transfers instead of a window's worth, and their ifmap rings refill after each row.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
     # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer.
     "ulx3s-85f": AccelConfig(rows=8, cols=8, data_width=8, acc_width=24, filter_spad_depth=64,
                              ifmap_spad_depth=12, psum_spad_depth=8, glb_banks=8,
                              glb_bank_depth=512, glb_filter_banks=1, rlc_codec=False,
                              max_stride=4, max_ofmap_width=64, counter_width=32,
-                             noc_id_width=4, psum_group=1, psum_fifo_depth=2),
+                             noc_id_width=4, psum_group=1, psum_fifo_depth=2,
+                             ifmap_lookahead=False),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
     # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
                               ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=2,
                               glb_bank_depth=64, glb_filter_banks=1, rlc_codec=False,
                               max_stride=2, max_ofmap_width=16, counter_width=16,
-                              noc_id_width=2, psum_group=1, psum_fifo_depth=2),
+                              noc_id_width=2, psum_group=1, psum_fifo_depth=2,
+                              ifmap_lookahead=False),
 }
 
 

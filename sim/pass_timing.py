@@ -108,6 +108,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     nrows, window = cmd["rows"], cmd["window"]
     psum_in_en = cmd.get("psum_in_en", 1)
     row_len = (F - 1) * U + S
+    lookahead = c.ifmap_lookahead   # the ring takes the next row during a row's last window
     enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r)
 
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
@@ -305,7 +306,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                 wchan[d] = 0
                 wpos[d] += 1
                 wmod[d] = 0 if wmod[d] == U - 1 else wmod[d] + 1
-                if wpos[d] == row_len and not ahead[d] and rows_left[d] > 1:
+                if lookahead and wpos[d] == row_len and not ahead[d] and rows_left[d] > 1:
                     wpos[d] = wmod[d] = 0       # row complete: go on with the next one
                     ahead[d] = True
             else:
@@ -358,7 +359,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
                                 out_f[i] += 1
                             else:
                                 out_f[i] = 0
-                                if rows_left[i] == 1:
+                                if rows_left[i] == 1 or not lookahead:
                                     wpos[i] = wchan[i] = wmod[i] = 0
                                     ahead[i] = False
                                 elif wpos[i] == row_len and rows_left[i] > 2:

@@ -41,6 +41,7 @@ def test_replace_revalidates():
     ("cols", 2.0, TypeError, r"'cols' must be an integer in \[1, 64\], not 2.0"),
     ("rows", True, TypeError, r"'rows' must be an integer"),
     ("zero_gating", 1, TypeError, r"'zero_gating' must be a bool, not 1"),
+    ("ifmap_lookahead", "yes", TypeError, r"'ifmap_lookahead' must be a bool, not 'yes'"),
     ("acc_width", 31, ValueError, r"'acc_width' must be at least 2 \* data_width = 32"),
     ("stream_width", 60, ValueError, r"'stream_width' must be a multiple of 8, not 60"),
     ("rlc_level_width", 8, ValueError, r"'rlc_level_width' must be at least data_width = 16"),

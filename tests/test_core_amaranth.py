@@ -461,3 +461,22 @@ def test_filter_groups_bit_exact_and_modelled(name, group):
     transfers = sum(blk.t * blk.r * layer.R * -(-(blk.p * q * layer.S) // g)
                     for blk in iter_blocks(layer, mapping) for _, q in iter_chunks(layer, mapping))
     assert c["noc_filter_transfers"] == c["glb_filter_reads"] == transfers
+
+
+#: The PE's ifmap ring: taking the next row during a row's last window (``tiny``) or refilling
+#: after each row (as the board presets do); psum FIFOs of a window's worth (``tiny``) or of 2.
+PE_RING_FIFO = {"no_lookahead": TINY.replace(ifmap_lookahead=False),
+                "fifo2": TINY.replace(psum_fifo_depth=2),
+                "board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=2)}
+
+
+@pytest.mark.parametrize("variant", sorted(PE_RING_FIFO))
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "fc"])
+def test_ring_and_fifo_variants_bit_exact_and_modelled(name, variant):
+    # the cycle model follows the PE's ring and FIFO depth: bit-exact under stalls, every
+    # counter as modelled, the cycles too without stalls; and the layer takes no fewer
+    # cycles than with tiny's lookahead and window-deep FIFOs (more on the multipass layer:
+    # fc has one output column, so its output network has no one to serve in turn)
+    layer, mapping, c = _bit_exact_and_modelled(PE_RING_FIFO[variant], name, seed=6)
+    with_both = model_layer(TINY, layer, mapping).cycles
+    assert c["cycles"] > with_both if name != "fc" else c["cycles"] >= with_both
