@@ -23,7 +23,8 @@ from ..sim.nest_model import Nest
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
            "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem",
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
-           "load_pass_program", "run_pass_program", "ifmap_regions"]
+           "load_pass_program", "run_pass_program", "ifmap_regions",
+           "chunk_ifmap_word"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -237,7 +238,8 @@ def plan_mapping(config, layer):
 class Block(NamedTuple):
     """One block of passes: a group, a run of images, a strip of output rows and a block of
     filters; its channels are processed in chunks of ``r*q`` (one LOAD and one RUN pass
-    each)."""
+    each). ``q`` is the channels per set of its largest chunk (0 when unknown: then
+    :func:`block_layout` gives the packed layout)."""
     g: int
     n0: int
     nn: int
@@ -248,6 +250,7 @@ class Block(NamedTuple):
     t: int
     p: int
     r: int = 1
+    q: int = 0
 
 
 def iter_blocks(layer, mapping):
@@ -255,6 +258,7 @@ def iter_blocks(layer, mapping):
     strip, filter block); the last of each may be smaller than the mapping's sizes, and a
     filter block re-balances its ``t`` and ``p`` to the filters left."""
     mg = layer.M // layer.groups
+    q = min(mapping.q, layer.C // layer.groups)
     for g in range(layer.groups):
         for n0 in range(0, layer.N, mapping.n):
             nn = min(mapping.n, layer.N - n0)
@@ -265,7 +269,7 @@ def iter_blocks(layer, mapping):
                     rem = min(mapping.p * mapping.t, mg - m0)
                     t = min(mapping.t, math.ceil(rem / mapping.p))
                     p = math.ceil(rem / t)
-                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r)
+                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r, q)
 
 
 def iter_chunks(layer, mapping):
@@ -282,8 +286,9 @@ class BlockLayout(NamedTuple):
     """Where a :class:`Block` keeps its data in the global buffer (word addresses).
 
     ``row_step`` is the elements per PE row of the psum and output regions (``set_elems`` per
-    filter set of ``r*R`` rows, whose top row emits the outputs); the psum region (updated in place) starts at word 0, then the outputs
-    (``out_words``), the biases, and the ifmap rows."""
+    filter set of ``r*R`` rows, whose top row emits the outputs); the psum region (updated in
+    place) starts at word 0, then the outputs (``out_words``, from ``out_word``), the biases
+    and the (first) ifmap region; see :func:`block_layout`."""
     row_step: int
     set_elems: int
     psum_word: int
@@ -310,7 +315,13 @@ def padded_p(config, p):
 
 
 def block_layout(config, layer, blk):
-    """The :class:`BlockLayout` of ``blk`` (a :class:`Block` of ``layer``)."""
+    """The :class:`BlockLayout` of ``blk`` (a :class:`Block` of ``layer``).
+
+    Packed: psums from word 0, then the outputs, the biases and one ifmap region. Where that
+    leaves no room for a second ifmap region above the output writer's banks but there is room
+    for one over the outputs (see :func:`ifmap_regions`; only with ``blk.q`` known), the
+    outputs start at the first bank above the psums and are followed, after ``max(out_words,
+    ifmap words)``, by the biases and the first ifmap region."""
     c = config
     ppw = c.lanes // c.psum_lanes
     g, pp = c.psum_group, padded_p(c, blk.p)
@@ -320,31 +331,67 @@ def block_layout(config, layer, blk):
     # value of the same element, so every element is read before it is rewritten
     psum_words = math.ceil(blk.t * set_elems / ppw)
     out_words = math.ceil(blk.t * set_elems / c.lanes)
-    bias_word = psum_words + out_words
-    ifmap_word = bias_word + math.ceil(blk.t * pp / ppw)
-    return BlockLayout(row_step=row_step, set_elems=set_elems, psum_word=0,
-                       out_word=psum_words, out_words=out_words, bias_word=bias_word,
-                       ifmap_word=ifmap_word)
+    bias_words = math.ceil(blk.t * pp / ppw)
+    packed = BlockLayout(row_step=row_step, set_elems=set_elems, psum_word=0,
+                         out_word=psum_words, out_words=out_words,
+                         bias_word=psum_words + out_words,
+                         ifmap_word=psum_words + out_words + bias_words)
+    if not blk.q:
+        return packed
+    words = ifmap_chunk_words(c, layer, blk.nn, blk.r, blk.q, blk.rows_in)
+    depth, total = c.glb_bank_depth, c.glb_banks * c.glb_bank_depth
+    if _regions_above(c, packed, words) is not None:
+        return packed
+    out_word = -(-psum_words // depth) * depth
+    bias_word = out_word + max(out_words, words)
+    over = packed._replace(out_word=out_word, bias_word=bias_word,
+                           ifmap_word=bias_word + bias_words)
+    if over.ifmap_word + words <= total:
+        return over
+    return packed
 
 
-def ifmap_regions(config, layer, blk, q):
-    """Word addresses of the ifmap regions of ``blk``, whose channel chunks hold at most ``q``
-    channels per set: ``(first,)``, or ``(first, second)`` when a second region fits in the
-    data banks.
-
-    With two regions the chunks alternate between them, so the next chunk's rows can be
-    written from the stream while a RUN pass reads this chunk's (see :func:`compile_layer`).
-    Both regions then start in banks above every word the output writer writes (the psum
-    and output regions), so its writes never meet the stream's in a bank and a pass runs
-    exactly as fast as it does alone.
-    """
-    lay = block_layout(config, layer, blk)
-    words = ifmap_chunk_words(config, layer, blk.nn, blk.r, q, blk.rows_in)
+def _regions_above(config, lay, words):
+    """Two ifmap regions of ``words`` each starting above the banks of ``lay``'s psums,
+    outputs and biases, or None if they do not fit."""
     depth = config.glb_bank_depth
     first = max(lay.ifmap_word, ((lay.bias_word - 1) // depth + 1) * depth)
     if first + 2 * words <= config.glb_banks * depth:
         return (first, first + words)
+    return None
+
+
+def ifmap_regions(config, layer, blk, q=None):
+    """Word addresses of the ifmap regions of ``blk``, whose channel chunks hold at most ``q``
+    channels per set (default ``blk.q``): ``(first,)``, or ``(first, second)`` when the data
+    banks hold a second region. A block's last chunk uses the first region, the chunks before
+    it alternate backwards (:func:`chunk_ifmap_word`).
+
+    With two regions the next chunk's rows can be written from the stream while a RUN pass
+    reads this chunk's (see :func:`compile_layer`). Stream writes and the output writer's
+    writes never meet in a bank: either both regions start in banks above every word the
+    output writer writes (the psum and output regions), or, where that does not fit, the
+    second region lies over the output region, which starts in the first bank above the psums
+    (:func:`block_layout`). The output writer writes outputs only in the last chunk's RUN
+    pass, which reads the first region while the stream writes no ifmap rows, and psums in
+    the other passes, in banks below both regions.
+    """
+    q = blk.q if q is None else q
+    lay = block_layout(config, layer, blk if blk.q else blk._replace(q=q))
+    words = ifmap_chunk_words(config, layer, blk.nn, blk.r, q, blk.rows_in)
+    above = _regions_above(config, lay, words)
+    if above is not None:
+        return above
+    if lay.out_word % config.glb_bank_depth == 0 and lay.bias_word - lay.out_word >= words \
+            and lay.out_word > 0:
+        return (lay.ifmap_word, lay.out_word)
     return (lay.ifmap_word,)
+
+
+def chunk_ifmap_word(regions, ci, chunks):
+    """The ifmap region (one of ``regions``, from :func:`ifmap_regions`) of chunk ``ci`` of a
+    block of ``chunks``: the last uses the first region, the ones before alternate."""
+    return regions[(chunks - 1 - ci) % len(regions)]
 
 
 def array_config_writes(config, layer, t, ee, r=1):
@@ -608,7 +655,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
 
     configured = None
     for blk in iter_blocks(layer, mp):
-        g, n0, nn, e0, ee, rows_in, m0, t, p, _ = blk
+        g, n0, nn, e0, ee, rows_in, m0, t, p = blk[:9]
         h0 = e0 * U
         lay = block_layout(config, layer, blk)
         # array configuration for this shape of pass
@@ -625,7 +672,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
         b[:, :p][ok] = bias[g * mg + fidx[ok]]
         em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
         chunks = list(iter_chunks(layer, mp))
-        regions = ifmap_regions(config, layer, blk, chunks[0][1])
+        regions = ifmap_regions(config, layer, blk)
         if not (overlap and double_ifmap):
             regions = regions[:1]
         for ci, (c0, q) in enumerate(chunks):
@@ -648,7 +695,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
             block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,
                            h0:h0 + rows_in, :]
-            ifmap_word = regions[ci % len(regions)]
+            ifmap_word = chunk_ifmap_word(regions, ci, len(chunks))
 
             def write_ifmap():
                 if rlc_in:

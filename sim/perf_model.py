@@ -376,7 +376,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     cache = {}
     r = mapping.r
     for blk in iter_blocks(layer, mapping):
-        g, n0, nn, e0, ee, rows_in, m0, t, p, _ = blk
+        g, n0, nn, e0, ee, rows_in, m0, t, p = blk[:9]
         for c0, q in iter_chunks(layer, mapping):
             n = nn * r * q * rows_in * layer.Wp
             key = (g, n0, e0, c0, q, rows_in)
@@ -493,7 +493,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         key = (blk.nn, blk.ee, blk.rows_in, blk.t, blk.p)
         if key not in double_cache:
             double_cache[key] = (overlap and double_ifmap and len(ifmap_regions(
-                c, layer, blk, chunk_list[0])) > 1)
+                c, layer, blk)) > 1)
         return double_cache[key]
 
     def ifmap_write_cycles(blk, q):
@@ -506,8 +506,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
-        early = early_ifmap(Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r))
-        out_words = block_layout(c, layer, Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r)).out_words
+        class_blk = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r, chunk_list[0])
+        early = early_ifmap(class_blk)
+        out_words = block_layout(c, layer, class_blk).out_words
         pg = -(-p // c.psum_group)          # psum transfers per output position
         bias_words = math.ceil(t * pg * c.psum_group / ppw)
         dram["command"] += mult * (1 + (not rlc_out))  # bias WRITE (and READ) headers
@@ -564,8 +565,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                                              r=r)][1]
                 write = _filter_write_cycles(c, layer, t, p, r, q_next, stream_words_per_cycle)
                 if early and q_next is not None:
-                    write += ifmap_write_cycles(Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r),
-                                                q_next)
+                    write += ifmap_write_cycles(class_blk, q_next)
                 parts["overlap"] -= mult * per_block * detached_saving(
                     run, _RUN_PASS_DECODE, write)
     rlc_writes = []        # each WRITE_RLC's cycles, in stream order (one per pass)
@@ -725,17 +725,17 @@ def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifm
     With ``double_ifmap`` a block's chunks alternate between its ifmap regions as the
     compiler's do (:func:`~rsaccel.gen.compiler.ifmap_regions`; the region changes which
     banks a pass reads, so it can change its cycles)."""
-    from ..gen.compiler import ifmap_regions, run_pass_program
+    from ..gen.compiler import chunk_ifmap_word, ifmap_regions, run_pass_program
     from .pass_timing import run_pass_cycles
     cache = {} if cache is None else cache
     total, last, simulated = 0, 0, 0
     chunks = list(iter_chunks(layer, mapping))
     for blk in iter_blocks(layer, mapping):
-        regions = ifmap_regions(config, layer, blk, chunks[0][1])
+        regions = ifmap_regions(config, layer, blk)
         if not double_ifmap:
             regions = regions[:1]
         for ci, (_, q) in enumerate(chunks):
-            ifmap_word = regions[ci % len(regions)]
+            ifmap_word = chunk_ifmap_word(regions, ci, len(chunks))
             key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
                    last, ifmap_word)
             if key not in cache:

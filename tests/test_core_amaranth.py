@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from rsaccel import preset
-from rsaccel.gen.compiler import (LayerError, Mapping, compile_layer, ifmap_regions,
-                                  iter_blocks, iter_chunks, plan_mapping, unpack_outputs)
+from rsaccel.gen.compiler import (Layer, LayerError, Mapping, block_layout, compile_layer,
+                                  ifmap_chunk_words, ifmap_regions, iter_blocks, iter_chunks,
+                                  plan_mapping, unpack_outputs)
 from rsaccel.gen.mapper import check_mapping, choose_mapping
 from rsaccel.hw.core import CoreError, Opcode, PassFlag
 from rsaccel.sim.amaranth_tb import run_core
@@ -166,6 +167,49 @@ def test_second_ifmap_region_with_many_chunks():
     assert np.array_equal(unpack_outputs(TINY, compiled, words), reference(TINY, layer, x, w, b))
     model = model_layer(TINY, layer, mapping, ifmap=x)
     assert model.cycles == state["counters"]["cycles"], (model.cycles, state["counters"])
+
+
+#: Four banks of 64 words: a 30-wide layer under e=3, p=2, q=1 (three chunks a block) has no
+#: room for two ifmap regions above its outputs, but for one over them.
+TIGHT = TINY.replace(glb_banks=4, glb_bank_depth=64)
+
+
+def test_second_ifmap_region_over_the_outputs():
+    # the middle chunk's rows go where the last chunk's RUN pass writes the outputs (a bank
+    # above the psums); the first and last chunks use the first region. Bit-exact, with and
+    # without stream stalls, the model's cycles equal the RTL's (no bank shared by the
+    # stream's writes and the output writer's), and faster than with one region: the ifmap
+    # WRITE is longer than the LOAD it ran beside
+    layer = Layer(N=1, C=3, M=4, H=6, W=30, R=3, S=3, stride=1, pad=1, groups=1, relu=True,
+                  out_shift=4)
+    x, w, b = layer_tensors(TIGHT, layer, seed=11, zeros=0.3)
+    mapping = Mapping(e=3, t=1, p=2, q=1, n=1, active_pes=9, r=1)
+    check_mapping(TIGHT, layer, mapping)
+    assert len(list(iter_chunks(layer, mapping))) == 3
+    ppw = TIGHT.lanes // TIGHT.psum_lanes
+    for blk in iter_blocks(layer, mapping):
+        regions = ifmap_regions(TIGHT, layer, blk)
+        lay = block_layout(TIGHT, layer, blk)
+        assert len(regions) == 2 and regions[1] == lay.out_word
+        assert lay.out_word % TIGHT.glb_bank_depth == 0
+        assert -(-blk.t * lay.set_elems // ppw) <= lay.out_word     # psums below it
+        words = ifmap_chunk_words(TIGHT, layer, blk.nn, blk.r, blk.q, blk.rows_in)
+        assert regions[1] + words <= lay.bias_word < lay.ifmap_word == regions[0]
+    cycles = {}
+    for double in (False, True):
+        compiled = compile_layer(TIGHT, layer, x, w, b, mapping, double_ifmap=double)
+        expect = sum(r["words"] for r in compiled.reads) + 1
+        for stall in (0.0, 0.3):
+            words, state = run_core(TIGHT, compiled.words, expect, stall=stall, seed=3,
+                                    max_cycles=400000)
+            assert state["error"] == CoreError.NONE
+            assert np.array_equal(unpack_outputs(TIGHT, compiled, words),
+                                  reference(TIGHT, layer, x, w, b)), (double, stall)
+            if stall == 0.0:
+                cycles[double] = state["counters"]["cycles"]
+        model = model_layer(TIGHT, layer, mapping, ifmap=x, double_ifmap=double)
+        assert model.cycles == cycles[double], (double, model.cycles, cycles[double])
+    assert cycles[True] < cycles[False] - len(compiled.reads), cycles
 
 
 def test_hung_detached_pass_times_out(monkeypatch):
