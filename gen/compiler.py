@@ -24,7 +24,8 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem",
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
-           "chunk_ifmap_word"]
+           "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
+           "filter_blocks"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -257,19 +258,28 @@ def iter_blocks(layer, mapping):
     """The :class:`Block` s of ``layer`` under ``mapping`` in stream order (group, images,
     strip, filter block); the last of each may be smaller than the mapping's sizes, and a
     filter block re-balances its ``t`` and ``p`` to the filters left."""
-    mg = layer.M // layer.groups
     q = min(mapping.q, layer.C // layer.groups)
+    fblocks = filter_blocks(layer, mapping)
     for g in range(layer.groups):
         for n0 in range(0, layer.N, mapping.n):
             nn = min(mapping.n, layer.N - n0)
             for e0 in range(0, layer.E, mapping.e):
                 ee = min(mapping.e, layer.E - e0)
                 rows_in = (ee - 1) * layer.stride + layer.R
-                for m0 in range(0, mg, mapping.p * mapping.t):
-                    rem = min(mapping.p * mapping.t, mg - m0)
-                    t = min(mapping.t, math.ceil(rem / mapping.p))
-                    p = math.ceil(rem / t)
+                for m0, t, p in fblocks:
                     yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r, q)
+
+
+def filter_blocks(layer, mapping):
+    """``(m0, t, p)`` of each filter block of a group, in stream order: ``t*p`` filters from
+    ``m0``, the last block re-balanced to the filters left."""
+    mg = layer.M // layer.groups
+    out = []
+    for m0 in range(0, mg, mapping.p * mapping.t):
+        rem = min(mapping.p * mapping.t, mg - m0)
+        t = min(mapping.t, math.ceil(rem / mapping.p))
+        out.append((m0, t, math.ceil(rem / t)))
+    return out
 
 
 def iter_chunks(layer, mapping):
@@ -392,6 +402,97 @@ def chunk_ifmap_word(regions, ci, chunks):
     """The ifmap region (one of ``regions``, from :func:`ifmap_regions`) of chunk ``ci`` of a
     block of ``chunks``: the last uses the first region, the ones before alternate."""
     return regions[(chunks - 1 - ci) % len(regions)]
+
+
+class ChunkPass(NamedTuple):
+    """One LOAD + RUN pair of :func:`iter_passes`: chunk ``(c0, q)`` of ``blk``, ``ci``-th of
+    the block's ``chunks`` in stream order, its rows in the region at ``ifmap_word``;
+    ``reused`` when that region already holds them (no ifmap WRITE)."""
+    blk: Block
+    ci: int
+    chunks: int
+    c0: int
+    q: int
+    ifmap_word: int
+    reused: bool
+
+
+def iter_passes(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
+    """The :class:`ChunkPass` es of ``layer`` under ``mapping`` in stream order.
+
+    Each block takes its chunks (:func:`iter_chunks`) in order, except that with
+    ``reuse_rows`` a block whose ifmap rows are those of the block before (same images, strip
+    and layout; only the filters differ; chunks all of one ``q``) takes them in the reverse
+    of that block's order when its first chunk then lands in the region the block before
+    left its last chunk's rows in: that chunk's rows are not sent again. ``double_ifmap``
+    (False: one ifmap region) as for :func:`compile_layer`.
+    """
+    for blk, regions, order, reuse in iter_block_orders(config, layer, mapping,
+                                                        double_ifmap=double_ifmap,
+                                                        reuse_rows=reuse_rows):
+        for ci, (c0, q) in enumerate(order):
+            yield ChunkPass(blk, ci, len(order), c0, q, chunk_ifmap_word(regions, ci, len(order)),
+                            reuse and ci == 0)
+
+
+def iter_block_orders(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
+    """``(block, ifmap regions, chunk order, reused)`` for each block, as :func:`iter_passes`
+    takes them (``reused``: its first chunk's rows are already in the buffer)."""
+    chunks = list(iter_chunks(layer, mapping))
+    one_q = len({q for _, q in chunks}) == 1
+    region_cache = {}
+    prev = None            # (rows key, regions, the previous block's chunk order)
+    for blk in iter_blocks(layer, mapping):
+        shape = blk._replace(g=0, n0=0, e0=0, m0=0)
+        if shape not in region_cache:
+            regions = ifmap_regions(config, layer, shape)
+            region_cache[shape] = regions if double_ifmap else regions[:1]
+        regions = region_cache[shape]
+        key = (blk.g, blk.n0, blk.nn, blk.e0, blk.ee, blk.rows_in, blk.r, blk.q)
+        order = chunks
+        reuse = (reuse_rows and one_q and prev is not None and prev[0] == key
+                 and _reuses(prev[1], regions, len(chunks)))
+        if reuse:
+            order = prev[2][::-1]
+        yield blk, regions, order, reuse
+        prev = (key, regions, order)
+
+
+def _reuses(prev_regions, regions, chunks):
+    """Whether a block with ``regions`` after one with ``prev_regions`` and the same rows can
+    start from the rows the block before left (in its first region) in the buffer."""
+    return prev_regions == regions and chunk_ifmap_word(regions, 0, chunks) == regions[0]
+
+
+def reused_blocks(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
+    """``{(nn, ee, t, p): blocks}``: how many blocks of each shape :func:`iter_block_orders`
+    marks ``reused``, counted without walking every block (the mapper scores thousands of
+    mappings)."""
+    chunks = list(iter_chunks(layer, mapping))
+    counts = {}
+    fblocks = filter_blocks(layer, mapping)
+    if not reuse_rows or len(fblocks) < 2 or len({q for _, q in chunks}) != 1:
+        return counts
+
+    def sizes(total, size):
+        full, rest = divmod(total, size)
+        return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
+
+    for nn, ncount in sizes(layer.N, mapping.n):
+        for ee, ecount in sizes(layer.E, mapping.e):
+            rows_in = (ee - 1) * layer.stride + layer.R
+            prev, cache = None, {}
+            for _, t, p in fblocks:
+                if (t, p) not in cache:
+                    shape = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, mapping.r, chunks[0][1])
+                    regions = ifmap_regions(config, layer, shape)
+                    cache[t, p] = regions if double_ifmap else regions[:1]
+                regions = cache[t, p]
+                if prev is not None and _reuses(prev, regions, len(chunks)):
+                    key = (nn, ee, t, p)
+                    counts[key] = counts.get(key, 0) + layer.groups * ncount * ecount
+                prev = regions
+    return counts
 
 
 def array_config_writes(config, layer, t, ee, r=1):
@@ -613,7 +714,7 @@ def check_rlc(config, rlc_in, rlc_out):
 
 
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
-                  rlc_out=False, overlap=True, double_ifmap=True):
+                  rlc_out=False, overlap=True, double_ifmap=True, reuse_rows=True):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
@@ -632,6 +733,10 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     ifmap region (:func:`ifmap_regions`) alternates its chunks between the two, and each
     chunk after the first sends its ifmap WRITE right after its filter WRITE, beside the
     previous chunk's RUN pass: between two RUN passes only the LOAD is left.
+
+    With ``reuse_rows``, a block that follows one with the same ifmap rows may take its
+    chunks in reverse and start from the rows the block before left in the buffer, which are
+    then not sent again (:func:`iter_passes`).
     """
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
@@ -654,70 +759,73 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     filter_base_word = c.glb_banks * c.glb_bank_depth
 
     configured = None
-    for blk in iter_blocks(layer, mp):
+    for cp in iter_passes(config, layer, mp, double_ifmap=overlap and double_ifmap,
+                          reuse_rows=reuse_rows):
+        blk, ci, c0, q, ifmap_word = cp.blk, cp.ci, cp.c0, cp.q, cp.ifmap_word
         g, n0, nn, e0, ee, rows_in, m0, t, p = blk[:9]
         h0 = e0 * U
         lay = block_layout(config, layer, blk)
-        # array configuration for this shape of pass
-        shape = (t, ee)
-        if shape != configured:
-            em.config(array_config_writes(config, layer, t, ee, blk.r))
-            configured = shape
-        # bias of these filters (zero for filters past the end and in the pad elements), as
-        # psums, pp per filter set
-        pp = padded_p(c, p)
-        b = np.zeros((t, pp), dtype=np.int64)
-        fidx = m0 + np.arange(t * p).reshape(t, p)
-        ok = fidx < mg
-        b[:, :p][ok] = bias[g * mg + fidx[ok]]
-        em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
-        chunks = list(iter_chunks(layer, mp))
-        regions = ifmap_regions(config, layer, blk)
-        if not (overlap and double_ifmap):
-            regions = regions[:1]
-        for ci, (c0, q) in enumerate(chunks):
-            last_chunk = ci == len(chunks) - 1
-            # filters: per physical row (set v, filter row i): s, channel, filter, padded to
-            # the filter group
-            fvals = []
-            row_pad = filter_row_elements(c, p * q * S) - p * q * S
-            for v in range(t):
-                for cs in range(blk.r):
-                    for i in range(R):
-                        for s_ in range(S):
-                            for cc in range(q):
-                                for k in range(p):
-                                    m = m0 + v * p + k
-                                    fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
-                                                 if m < mg else 0)
-                        fvals += [0] * row_pad
-            em.write(filter_base_word, _pack_values(fvals, dw, lanes))
-            # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0..
-            block = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q,
-                           h0:h0 + rows_in, :]
-            ifmap_word = chunk_ifmap_word(regions, ci, len(chunks))
+        if ci == 0:
+            # array configuration for this shape of pass
+            shape = (t, ee)
+            if shape != configured:
+                em.config(array_config_writes(config, layer, t, ee, blk.r))
+                configured = shape
+            # bias of these filters (zero for filters past the end and in the pad elements),
+            # as psums, pp per filter set
+            pp = padded_p(c, p)
+            b = np.zeros((t, pp), dtype=np.int64)
+            fidx = m0 + np.arange(t * p).reshape(t, p)
+            ok = fidx < mg
+            b[:, :p][ok] = bias[g * mg + fidx[ok]]
+            em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
+            two_regions = overlap and double_ifmap and len(ifmap_regions(config, layer, blk)) > 1
+        last_chunk = ci == cp.chunks - 1
+        # filters: per physical row (set v, filter row i): s, channel, filter, padded to the
+        # filter group
+        fvals = []
+        row_pad = filter_row_elements(c, p * q * S) - p * q * S
+        for v in range(t):
+            for cs in range(blk.r):
+                for i in range(R):
+                    for s_ in range(S):
+                        for cc in range(q):
+                            for k in range(p):
+                                m = m0 + v * p + k
+                                fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
+                                             if m < mg else 0)
+                    fvals += [0] * row_pad
+        em.write(filter_base_word, _pack_values(fvals, dw, lanes))
+        # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0.. (none when the
+        # region still holds them from the block before)
+        rows = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q, h0:h0 + rows_in, :]
 
-            def write_ifmap():
-                if rlc_in:
-                    em.write_rlc(ifmap_word * lanes, block.reshape(-1))
-                else:
-                    em.write(ifmap_word, _pack_values(block.reshape(-1), dw, lanes))
-            # with two regions, a later chunk's rows go beside the previous RUN pass (which
-            # reads the other region); otherwise beside this chunk's LOAD, after that RUN
-            early = len(regions) > 1 and ci > 0
-            if early:
-                write_ifmap()
-            load = load_pass_program(config, layer, blk, q)
-            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
-            if not early:
-                write_ifmap()
-            run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                                   last_chunk=last_chunk, ifmap_word=ifmap_word)
-            em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
-                        psum=run.psum, output=em.output_words(**run.output), detach=overlap)
-            out.passes += 1
-            out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
+        def write_ifmap():
+            if cp.reused:
+                return
+            if rlc_in:
+                em.write_rlc(ifmap_word * lanes, rows.reshape(-1))
+            else:
+                em.write(ifmap_word, _pack_values(rows.reshape(-1), dw, lanes))
+        # with two regions, a later chunk's rows go beside the previous RUN pass (which reads
+        # the other region); otherwise beside this chunk's LOAD, after that RUN
+        early = two_regions and ci > 0
+        if early:
+            write_ifmap()
+        load = load_pass_program(config, layer, blk, q)
+        em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
+        if not early:
+            write_ifmap()
+        run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
+                               last_chunk=last_chunk, ifmap_word=ifmap_word)
+        em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
+                    psum=run.psum, output=em.output_words(**run.output), detach=overlap)
+        out.passes += 1
+        out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
+        if not last_chunk:
+            continue
         out_word, out_words, set_elems = lay.out_word, lay.out_words, lay.set_elems
+        pp = padded_p(c, p)
         if rlc_out:
             # the outputs of filter set v are elements v*set_elems .. + ee*nn*F*pp of the region
             for v in range(t):

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
-                            ifmap_regions, iter_blocks, iter_chunks)
+                            ifmap_regions, iter_blocks, iter_chunks, iter_passes,
+                            reused_blocks, run_pass_program)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -340,7 +341,7 @@ def rlc_words_expected(values, zero_fraction, config):
 
 
 def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=0.0,
-               ofmap_zero_fraction=None):
+               ofmap_zero_fraction=None, double_ifmap=True, reuse_rows=True):
     """Coded stream words of a layer compiled with ``rlc_in`` and ``rlc_out``.
 
     Walks the compiler's blocks and chunks. The ifmap words are exact when ``ifmap`` (N, C, H,
@@ -353,7 +354,9 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     per command, its words or the buffer words it fills, whichever is more), ``out_cycles``
     (the same for the encoder: per command, the buffer words it reads or the words it sends), ``out_words``, ``out_values``, ``out_commands`` (READ_RLC commands)
     and ``out_reads`` (buffer words the READ_RLCs read); ``in_jobs`` lists ``(block, q,
-    words, cycles)`` for each WRITE_RLC in stream order.
+    words, cycles)`` for each pass in stream order (words and cycles 0 where its rows are
+    reused and no WRITE_RLC is sent; ``double_ifmap`` and ``reuse_rows`` as for the
+    compiler).
     """
     from .rlc import encode
     c = config
@@ -375,9 +378,12 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
     out["in_jobs"] = []
     cache = {}
     r = mapping.r
-    for blk in iter_blocks(layer, mapping):
+    for cp in iter_passes(c, layer, mapping, double_ifmap=double_ifmap, reuse_rows=reuse_rows):
+        blk, c0, q = cp.blk, cp.c0, cp.q
         g, n0, nn, e0, ee, rows_in, m0, t, p = blk[:9]
-        for c0, q in iter_chunks(layer, mapping):
+        if cp.reused:
+            out["in_jobs"].append((blk, q, 0, 0))
+        else:
             n = nn * r * q * rows_in * layer.Wp
             key = (g, n0, e0, c0, q, rows_in)
             if key not in cache:
@@ -394,6 +400,8 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
             job_cycles = max(cache[key], -(-n // lanes))
             out["in_cycles"] += job_cycles
             out["in_jobs"].append((blk, q, cache[key], job_cycles))
+        if cp.ci + 1 < cp.chunks:
+            continue
         lay = block_layout(c, layer, blk)
         pp = padded_p(c, p)
         for v in range(t):
@@ -425,7 +433,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
                 ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None,
-                overlap=True, double_ifmap=True):
+                overlap=True, double_ifmap=True, reuse_rows=True):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -448,7 +456,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     ``double_ifmap`` too, a block with room for two ifmap regions
     (:func:`~rsaccel.gen.compiler.ifmap_regions`) sends each later chunk's ifmap WRITE beside
     the previous RUN pass instead. ``cycle_parts`` then has ``overlap``, the cycles so hidden
-    (negative); ``stream``, ``load`` and ``run`` are as if nothing overlapped.
+    (negative); ``stream``, ``load`` and ``run`` are as if nothing overlapped. ``reuse_rows``
+    as for the compiler: blocks that start from the rows the block before left in the buffer
+    (:func:`~rsaccel.gen.compiler.iter_passes`) send one chunk's rows fewer.
     """
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
@@ -500,6 +510,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         return _cycles_per_words(1 + ifmap_chunk_words(c, layer, blk.nn, blk.r, q, blk.rows_in),
                                  stream_words_per_cycle)
     classes, filters_blocked, config_writes = block_classes(layer, mapping)
+    # blocks of each class whose first chunk's rows are not sent
+    reused = reused_blocks(c, layer, mapping, double_ifmap=overlap and double_ifmap,
+                           reuse_rows=reuse_rows)
     cfg_words = 1 + c.rows * (3 + 4 * c.cols)
     dram["command"] += config_writes * cfg_words
     parts["stream"] += config_writes * _cycles_per_words(cfg_words, stream_words_per_cycle)
@@ -521,15 +534,17 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             parts["stream"] += mult * (out_words + 3)
         for q, nchunks in chunk_sizes.items():
             k = mult * nchunks
+            # chunks whose rows are sent (reuse only where all chunks have one q)
+            sent = k - (reused.get((nn, ee, t, p), 0) if q == chunk_list[0] else 0)
             fwords = _filter_words(c, layer, t, p, r, q)
             iwords = ifmap_chunk_words(c, layer, nn, r, q, rows_in)
-            dram["command"] += k * (2 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS)
+            dram["command"] += k * (1 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS) + sent  # WRITE headers
             dram["filter"] += k * fwords
-            counts["glb_host_writes"] += k * (fwords + iwords)
+            counts["glb_host_writes"] += k * fwords + sent * iwords
             parts["stream"] += k * _cycles_per_words(1 + fwords, stream_words_per_cycle)
             if not rlc_in:
-                dram["ifmap"] += k * iwords
-                parts["stream"] += k * _cycles_per_words(1 + iwords, stream_words_per_cycle)
+                dram["ifmap"] += sent * iwords
+                parts["stream"] += sent * _cycles_per_words(1 + iwords, stream_words_per_cycle)
             # PE accesses of this LOAD + RUN pair
             counts["filter_spad_writes"] += k * pes * p * q * S
             counts["ifmap_spad_writes"] += k * pes * nn * q * needed_positions
@@ -554,6 +569,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                 # ifmap regions only the first chunk's does, and the other LOADs are
                 # followed by their RUN at once
                 beside_load = (mult if q == chunk_list[0] else 0) if early else k
+                beside_load -= k - sent
                 parts["overlap"] -= beside_load * detached_saving(
                     load, _LOAD_PASS_DECODE, _cycles_per_words(1 + iwords, stream_words_per_cycle))
                 parts["overlap"] -= (k - beside_load) * detached_saving(load, _LOAD_PASS_DECODE, 0)
@@ -571,7 +587,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     rlc_writes = []        # each WRITE_RLC's cycles, in stream order (one per pass)
     if rlc_in or rlc_out:
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
-                           zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction)
+                           zero_fraction=zero_fraction, ofmap_zero_fraction=ofmap_zero_fraction,
+                           double_ifmap=overlap and double_ifmap, reuse_rows=reuse_rows)
         if rlc_in:
             # the decoder fills a buffer word a cycle, or waits for the stream
             dram["command"] += coded["in_commands"]          # the count word of each
@@ -586,7 +603,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                 chunk = 0
                 for blk, q, words, job_cycles in coded["in_jobs"]:
                     write = (max(job_cycles, math.ceil(words / stream_words_per_cycle))
-                             + _RLC_IN_COMMAND_CYCLES)
+                             + _RLC_IN_COMMAND_CYCLES) if words else 0      # 0: rows reused
                     rlc_writes.append(write)
                     load = shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
                                                   rows_in=blk.rows_in, r=blk.r)][0]
@@ -631,7 +648,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     runs = []              # (block, q of the next chunk or None, cycles) of every RUN pass
     if used_model == "exact":
         parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs,
-                                           double_ifmap=overlap and double_ifmap)
+                                           double_ifmap=overlap and double_ifmap,
+                                           reuse_rows=reuse_rows)
     elif overlap and rlc_in:
         for blk in iter_blocks(layer, mapping):
             for ci, q in enumerate(chunk_list):
@@ -715,7 +733,8 @@ def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
                              stream_words_per_cycle)
 
 
-def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifmap=True):
+def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifmap=True,
+                     reuse_rows=True):
     """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
     (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
     network's round-robin pointer from pass to pass. Distinct passes are simulated once
@@ -724,30 +743,24 @@ def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifm
     ``passes``, a list, gets ``(block, q of the next chunk or None, cycles)`` for each pass.
     With ``double_ifmap`` a block's chunks alternate between its ifmap regions as the
     compiler's do (:func:`~rsaccel.gen.compiler.ifmap_regions`; the region changes which
-    banks a pass reads, so it can change its cycles)."""
-    from ..gen.compiler import chunk_ifmap_word, ifmap_regions, run_pass_program
+    banks a pass reads, so it can change its cycles); ``reuse_rows`` orders the chunks as
+    the compiler's (:func:`~rsaccel.gen.compiler.iter_passes`)."""
     from .pass_timing import run_pass_cycles
     cache = {} if cache is None else cache
     total, last, simulated = 0, 0, 0
-    chunks = list(iter_chunks(layer, mapping))
-    for blk in iter_blocks(layer, mapping):
-        regions = ifmap_regions(config, layer, blk)
-        if not double_ifmap:
-            regions = regions[:1]
-        for ci, (_, q) in enumerate(chunks):
-            ifmap_word = chunk_ifmap_word(regions, ci, len(chunks))
-            key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
-                   last, ifmap_word)
-            if key not in cache:
-                program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                                           last_chunk=ci == len(chunks) - 1,
-                                           ifmap_word=ifmap_word)
-                cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last,
-                                             r=blk.r)
-                simulated += 1
-            cycles, last = cache[key]
-            total += cycles
-            if passes is not None:
-                passes.append((blk, chunks[ci + 1][1] if ci + 1 < len(chunks) else None,
-                               cycles))
+    order = list(iter_passes(config, layer, mapping, double_ifmap=double_ifmap,
+                             reuse_rows=reuse_rows))
+    for i, cp in enumerate(order):
+        blk, q, ci, ifmap_word = cp.blk, cp.q, cp.ci, cp.ifmap_word
+        key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
+               last, ifmap_word)
+        if key not in cache:
+            program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
+                                       last_chunk=ci == cp.chunks - 1, ifmap_word=ifmap_word)
+            cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last, r=blk.r)
+            simulated += 1
+        cycles, last = cache[key]
+        total += cycles
+        if passes is not None:
+            passes.append((blk, order[i + 1].q if ci + 1 < cp.chunks else None, cycles))
     return total, simulated

@@ -174,12 +174,13 @@ def test_second_ifmap_region_with_many_chunks():
 TIGHT = TINY.replace(glb_banks=4, glb_bank_depth=64)
 
 
-def test_second_ifmap_region_over_the_outputs():
+def test_second_ifmap_region_over_the_outputs_and_reused_rows():
     # the middle chunk's rows go where the last chunk's RUN pass writes the outputs (a bank
-    # above the psums); the first and last chunks use the first region. Bit-exact, with and
-    # without stream stalls, the model's cycles equal the RTL's (no bank shared by the
-    # stream's writes and the output writer's), and faster than with one region: the ifmap
-    # WRITE is longer than the LOAD it ran beside
+    # above the psums); the first and last chunks use the first region. Bit-exact (with
+    # stream stalls too), the model's cycles and stream words equal the RTL's (so no bank is
+    # shared by the stream's writes and the output writer's), and faster than with one
+    # region: the ifmap WRITE is longer than the LOAD it ran beside. With and without the
+    # reuse of the rows a block leaves in the buffer for the next
     layer = Layer(N=1, C=3, M=4, H=6, W=30, R=3, S=3, stride=1, pad=1, groups=1, relu=True,
                   out_shift=4)
     x, w, b = layer_tensors(TIGHT, layer, seed=11, zeros=0.3)
@@ -195,21 +196,46 @@ def test_second_ifmap_region_over_the_outputs():
         assert -(-blk.t * lay.set_elems // ppw) <= lay.out_word     # psums below it
         words = ifmap_chunk_words(TIGHT, layer, blk.nn, blk.r, blk.q, blk.rows_in)
         assert regions[1] + words <= lay.bias_word < lay.ifmap_word == regions[0]
-    cycles = {}
-    for double in (False, True):
-        compiled = compile_layer(TIGHT, layer, x, w, b, mapping, double_ifmap=double)
+    cycles, words_in = {}, {}
+    for double, reuse in ((False, False), (True, False), (True, True), (False, True)):
+        compiled = compile_layer(TIGHT, layer, x, w, b, mapping, double_ifmap=double,
+                                 reuse_rows=reuse)
         expect = sum(r["words"] for r in compiled.reads) + 1
-        for stall in (0.0, 0.3):
+        for stall in (0.0, 0.3) if double and reuse else (0.0,):
             words, state = run_core(TIGHT, compiled.words, expect, stall=stall, seed=3,
                                     max_cycles=400000)
             assert state["error"] == CoreError.NONE
             assert np.array_equal(unpack_outputs(TIGHT, compiled, words),
-                                  reference(TIGHT, layer, x, w, b)), (double, stall)
+                                  reference(TIGHT, layer, x, w, b)), (double, reuse, stall)
             if stall == 0.0:
-                cycles[double] = state["counters"]["cycles"]
-        model = model_layer(TIGHT, layer, mapping, ifmap=x, double_ifmap=double)
-        assert model.cycles == cycles[double], (double, model.cycles, cycles[double])
-    assert cycles[True] < cycles[False] - len(compiled.reads), cycles
+                cycles[double, reuse] = state["counters"]["cycles"]
+                words_in[double, reuse] = state["counters"]["words_in"]
+        model = model_layer(TIGHT, layer, mapping, ifmap=x, double_ifmap=double,
+                            reuse_rows=reuse)
+        assert model.cycles == cycles[double, reuse], (double, reuse, model.cycles, cycles)
+        assert model.counts["words_in"] == words_in[double, reuse]
+    assert cycles[True, False] < cycles[False, False] - len(compiled.reads), cycles
+    # the second filter block of each strip takes its chunks in reverse, starting from the
+    # rows the first left in the first region: one ifmap WRITE (header and rows) fewer
+    blk = next(iter_blocks(layer, mapping))
+    chunk_words = 1 + ifmap_chunk_words(TIGHT, layer, blk.nn, blk.r, blk.q, blk.rows_in)
+    strips = -(-layer.E // mapping.e)
+    for double in (False, True):
+        assert words_in[double, False] - words_in[double, True] == strips * chunk_words
+        assert cycles[double, True] < cycles[double, False], cycles
+    # the same with the rows run-length coded: one WRITE_RLC fewer a strip, words as modelled
+    for reuse in (False, True):
+        compiled = compile_layer(TIGHT, layer, x, w, b, mapping, rlc_in=True, reuse_rows=reuse)
+        words, state = run_core(TIGHT, compiled.words, sum(r["words"] for r in compiled.reads) + 1,
+                                stall=0.0, max_cycles=400000)
+        assert state["error"] == CoreError.NONE
+        assert np.array_equal(unpack_outputs(TIGHT, compiled, words),
+                              reference(TIGHT, layer, x, w, b)), reuse
+        model = model_layer(TIGHT, layer, mapping, ifmap=x, rlc_in=True, reuse_rows=reuse)
+        assert model.counts["words_in"] == state["counters"]["words_in"], reuse
+        assert abs(model.cycles - state["counters"]["cycles"]) <= 0.01 * model.cycles, reuse
+        words_in["rlc", reuse] = state["counters"]["words_in"]
+    assert words_in["rlc", True] < words_in["rlc", False]
 
 
 def test_hung_detached_pass_times_out(monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 
 from rsaccel import preset
 from rsaccel.cli import main
-from rsaccel.gen.compiler import Layer, LayerError, Mapping, compile_layer, plan_mapping
+from rsaccel.gen.compiler import (Layer, LayerError, Mapping, compile_layer, iter_block_orders,
+                                  plan_mapping, reused_blocks)
 from rsaccel.gen.mapper import candidate_mappings, check_mapping, choose_mapping
 from rsaccel.gen.networks import NETWORKS, load_network, network
 from rsaccel.sim.layer_cases import TEST_LAYERS, layer_tensors
@@ -34,6 +35,31 @@ def test_every_candidate_compiles_to_the_modelled_stream(name):
         assert model.counts["words_out"] == sum(r["words"] for r in compiled.reads) + 1, mp
         assert model.counts["macs"] + model.counts["gated_macs"] == compiled.mac_slots, mp
         assert model.passes == compiled.passes, mp
+
+
+def test_reused_block_counts_follow_the_block_walk():
+    """The model's per-shape count of blocks that reuse the rows left in the buffer equals
+    what the compiler's block walk marks, on every test layer's candidates and AlexNet's."""
+    cases = [(TINY, layer) for layer, _ in TEST_LAYERS.values()]
+    cases += [(EYERISS, nl.layer) for nl in network("alexnet", batch=4)
+              if nl.name in ("conv1", "conv2", "fc6")]
+    seen = 0
+    for config, layer in cases:
+        for mp in candidate_mappings(config, layer)[::7]:
+            for double, reuse in ((True, True), (False, True), (True, False)):
+                walked = {}
+                for blk, _, order, reused in iter_block_orders(config, layer, mp,
+                                                               double_ifmap=double,
+                                                               reuse_rows=reuse):
+                    if reused:
+                        key = (blk.nn, blk.ee, blk.t, blk.p)
+                        walked[key] = walked.get(key, 0) + 1
+                        assert order[0] == prev_order[-1]
+                    prev_order = order
+                assert reused_blocks(config, layer, mp, double_ifmap=double,
+                                     reuse_rows=reuse) == walked, (layer, mp, double, reuse)
+                seen += sum(walked.values())
+    assert seen > 100
 
 
 @pytest.mark.parametrize("change, message", [
