@@ -53,6 +53,10 @@ def write_results(results, out):
              "## Largest array that fits", ""]
     fitted = [r["largest_fitting"] for r in results.values() if r["largest_fitting"]]
     lines.append(markdown_table(fitted) if fitted else "(none)\n")
+    # what a table cannot say (e.g. that a later version of the hardware has not been built)
+    notes = [f"- **{name}**: {r['note']}" for name, r in results.items() if r.get("note")]
+    if notes:
+        lines += notes + [""]
     lines += ["## Every attempt", "",
               "| board | array | fits | LUTs | DSPs | block RAMs | Fmax MHz (median) | wall s "
               "| source |",
@@ -64,7 +68,8 @@ def write_results(results, out):
             def used(key):
                 return f"{res[key]['used']} / {res[key]['available']}" if key in res else "-"
             fmax = f"{a['fmax_mhz']['median']:.1f}" if a.get("fmax_mhz") else "-"
-            lines.append(f"| {name} | {a['rows']} x {a['cols']} | {'yes' if a['fits'] else 'no'} "
+            fits = a.get("outcome") or ("yes" if a["fits"] else "no")
+            lines.append(f"| {name} | {a['rows']} x {a['cols']} | {fits} "
                          f"| {used('luts')} | {used('dsps')} | {used('brams')} | {fmax} "
                          f"| {a['wall_seconds']} | {a.get('source', r.get('source', ''))} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
