@@ -25,7 +25,7 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
-           "filter_blocks"]
+           "filter_blocks", "run_sizes"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
@@ -406,8 +406,9 @@ def chunk_ifmap_word(regions, ci, chunks):
 
 class ChunkPass(NamedTuple):
     """One LOAD + RUN pair of :func:`iter_passes`: chunk ``(c0, q)`` of ``blk``, ``ci``-th of
-    the block's ``chunks`` in stream order, its rows in the region at ``ifmap_word``;
-    ``reused`` when that region already holds them (no ifmap WRITE)."""
+    the block's ``chunks`` in stream order, its rows in the region at ``ifmap_word`` (one of
+    the block's ``regions``); ``reused`` when that region already holds them (no ifmap
+    WRITE)."""
     blk: Block
     ci: int
     chunks: int
@@ -415,6 +416,7 @@ class ChunkPass(NamedTuple):
     q: int
     ifmap_word: int
     reused: bool
+    regions: tuple
 
 
 def iter_passes(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
@@ -432,7 +434,7 @@ def iter_passes(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
                                                         reuse_rows=reuse_rows):
         for ci, (c0, q) in enumerate(order):
             yield ChunkPass(blk, ci, len(order), c0, q, chunk_ifmap_word(regions, ci, len(order)),
-                            reuse and ci == 0)
+                            reuse and ci == 0, regions)
 
 
 def iter_block_orders(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
@@ -458,6 +460,12 @@ def iter_block_orders(config, layer, mapping, *, double_ifmap=True, reuse_rows=T
         prev = (key, regions, order)
 
 
+def run_sizes(total, size):
+    """``[(size, count), ...]``: ``total`` cut into runs of ``size`` and a shorter last one."""
+    full, rest = divmod(total, size)
+    return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
+
+
 def _reuses(prev_regions, regions, chunks):
     """Whether a block with ``regions`` after one with ``prev_regions`` and the same rows can
     start from the rows the block before left (in its first region) in the buffer."""
@@ -474,12 +482,8 @@ def reused_blocks(config, layer, mapping, *, double_ifmap=True, reuse_rows=True)
     if not reuse_rows or len(fblocks) < 2 or len({q for _, q in chunks}) != 1:
         return counts
 
-    def sizes(total, size):
-        full, rest = divmod(total, size)
-        return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
-
-    for nn, ncount in sizes(layer.N, mapping.n):
-        for ee, ecount in sizes(layer.E, mapping.e):
+    for nn, ncount in run_sizes(layer.N, mapping.n):
+        for ee, ecount in run_sizes(layer.E, mapping.e):
             rows_in = (ee - 1) * layer.stride + layer.R
             prev, cache = None, {}
             for _, t, p in fblocks:
@@ -779,7 +783,6 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             ok = fidx < mg
             b[:, :p][ok] = bias[g * mg + fidx[ok]]
             em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
-            two_regions = overlap and double_ifmap and len(ifmap_regions(config, layer, blk)) > 1
         last_chunk = ci == cp.chunks - 1
         # filters: per physical row (set v, filter row i): s, channel, filter, padded to the
         # filter group
@@ -809,7 +812,7 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                 em.write(ifmap_word, _pack_values(rows.reshape(-1), dw, lanes))
         # with two regions, a later chunk's rows go beside the previous RUN pass (which reads
         # the other region); otherwise beside this chunk's LOAD, after that RUN
-        early = two_regions and ci > 0
+        early = len(cp.regions) > 1 and ci > 0
         if early:
             write_ifmap()
         load = load_pass_program(config, layer, blk, q)

@@ -30,7 +30,7 @@ import numpy as np
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
                             ifmap_regions, iter_blocks, iter_chunks, iter_passes,
-                            reused_blocks, run_pass_program)
+                            reused_blocks, run_pass_program, run_sizes)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -289,12 +289,8 @@ def block_classes(layer, mapping):
     """
     mg = layer.M // layer.groups
 
-    def sizes(total, size):
-        full, rest = divmod(total, size)
-        return [(size, full)] * bool(full) + [(rest, 1)] * bool(rest)
-
     mblocks = []
-    for rem, count in sizes(mg, mapping.p * mapping.t):
+    for rem, count in run_sizes(mg, mapping.p * mapping.t):
         t = min(mapping.t, math.ceil(rem / mapping.p))
         mblocks.append(((t, math.ceil(rem / t)), count))
     filters = sum(t * p * count for (t, p), count in mblocks)
@@ -303,13 +299,13 @@ def block_classes(layer, mapping):
     config_writes = 0
     configured = None
     for _ in range(layer.groups):
-        for nn, ncount in sizes(layer.N, mapping.n):
+        for nn, ncount in run_sizes(layer.N, mapping.n):
             for (t, p), count in mblocks:
-                for ee, ecount in sizes(layer.E, mapping.e):
+                for ee, ecount in run_sizes(layer.E, mapping.e):
                     key = (nn, ee, t, p)
                     classes[key] = classes.get(key, 0) + count * ncount * ecount
             for _ in range(ncount):          # image runs, each sweeping every strip
-                for ee, ecount in sizes(layer.E, mapping.e):
+                for ee, ecount in run_sizes(layer.E, mapping.e):
                     # the filter-block sequence repeats once per strip of this size
                     head, tail = (mblocks[0][0][0], ee), (mblocks[-1][0][0], ee)
                     config_writes += (head != configured) + changes
