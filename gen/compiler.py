@@ -25,10 +25,10 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
-           "filter_blocks", "run_sizes"]
+           "filter_blocks", "run_sizes", "read_beside_next"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
-from ..hw.core import NEST_WORDS, OUTPUT_WORDS, Opcode, PassFlag
+from ..hw.core import NEST_WORDS, OUTPUT_WORDS, READ_DETACH_BIT, Opcode, PassFlag
 from ..hw.loop_nest import NestDescriptor
 from ..hw.output_writer import OutputDescriptor
 from ..hw.pe import PECommand, PEOp
@@ -306,6 +306,25 @@ class BlockLayout(NamedTuple):
     out_words: int
     bias_word: int
     ifmap_word: int
+
+
+def read_beside_next(config, layer, prev, cp):
+    """Whether the READ of block ``prev``'s outputs may be detached (:data:`~rsaccel.hw.core.
+    READ_DETACH_BIT`) so that the commands starting the next block (``cp``, the
+    :class:`ChunkPass` of its first chunk) run beside it: its CONFIG (if its shape differs),
+    bias and filter WRITEs, its first LOAD pass and the ifmap WRITE beside that. Only where
+    neither WRITE touches the words the READ sends (the filters go to the filter banks,
+    which hold no outputs)."""
+    blk = cp.blk
+    src = block_layout(config, layer, prev)
+    lay = block_layout(config, layer, blk)
+    ppw = config.lanes // config.psum_lanes
+    writes = [(lay.bias_word, math.ceil(blk.t * padded_p(config, blk.p) / ppw))]
+    if not cp.reused:
+        writes.append((cp.ifmap_word, ifmap_chunk_words(config, layer, blk.nn, blk.r, cp.q,
+                                                         blk.rows_in)))
+    lo, hi = src.out_word, src.out_word + src.out_words
+    return all(start + n <= lo or start >= hi for start, n in writes)
 
 
 def filter_row_elements(config, pqs):
@@ -644,8 +663,8 @@ class _Emitter:
             self.header(Opcode.WRITE, word_addr | (len(words) << 24))
             self.words += words
 
-    def read(self, word_addr, count):
-        self.header(Opcode.READ, word_addr | (count << 24))
+    def read(self, word_addr, count, detach=False):
+        self.header(Opcode.READ, word_addr | (count << 24) | (int(detach) << READ_DETACH_BIT))
 
     def write_rlc(self, elem_addr, values):
         """WRITE_RLC of ``values`` (data elements from ``elem_addr``), run-length coded."""
@@ -718,7 +737,8 @@ def check_rlc(config, rlc_in, rlc_out):
 
 
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
-                  rlc_out=False, overlap=True, double_ifmap=True, reuse_rows=True):
+                  rlc_out=False, overlap=True, double_ifmap=True, reuse_rows=True,
+                  detach_reads=True):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
@@ -737,6 +757,12 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     ifmap region (:func:`ifmap_regions`) alternates its chunks between the two, and each
     chunk after the first sends its ifmap WRITE right after its filter WRITE, beside the
     previous chunk's RUN pass: between two RUN passes only the LOAD is left.
+
+    With ``overlap`` and ``detach_reads`` (and not ``rlc_in``) a block's output READ is
+    detached where the next
+    block's first WRITEs keep clear of the outputs (:func:`read_beside_next`): that block's
+    CONFIG, bias and filter WRITEs, its first LOAD pass and the ifmap WRITE beside it run
+    while the outputs go out.
 
     With ``reuse_rows``, a block that follows one with the same ifmap rows may take its
     chunks in reverse and start from the rows the block before left in the buffer, which are
@@ -763,12 +789,18 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     filter_base_word = c.glb_banks * c.glb_bank_depth
 
     configured = None
+    pending_read = None    # (block, word, words) of a READ not yet sent
     for cp in iter_passes(config, layer, mp, double_ifmap=overlap and double_ifmap,
                           reuse_rows=reuse_rows):
         blk, ci, c0, q, ifmap_word = cp.blk, cp.ci, cp.c0, cp.q, cp.ifmap_word
         g, n0, nn, e0, ee, rows_in, m0, t, p = blk[:9]
         h0 = e0 * U
         lay = block_layout(config, layer, blk)
+        if pending_read is not None:
+            prev, word, words = pending_read
+            em.read(word, words, detach=overlap and detach_reads and not rlc_in
+                    and read_beside_next(config, layer, prev, cp))
+            pending_read = None
         if ci == 0:
             # array configuration for this shape of pass
             shape = (t, ee)
@@ -835,10 +867,13 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                 em.read_rlc(out_word * lanes + v * set_elems, ee * nn * F * pp)
             out.frames += t
         else:
-            em.read(out_word, out_words)
+            # sent when the next block starts (detached if it can go beside that start)
+            pending_read = (blk, out_word, out_words)
             out.frames += 1
         out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, pp=pp, t=t,
                               set_elems=set_elems, words=out_words, rlc=bool(rlc_out)))
+    if pending_read is not None:
+        em.read(*pending_read[1:])
     em.sync()
     out.words = em.words
     return out

@@ -17,18 +17,20 @@ from .pe_array import ArrayConfigWrite, PEArray
 from .rlc_decoder import RLCDecoder, RLCError
 from .rlc_encoder import RLCEncoder
 
-__all__ = ["STREAM_FORMAT_VERSION", "Opcode", "PassFlag", "CoreError", "CORE_COUNTER_NAMES",
+__all__ = ["STREAM_FORMAT_VERSION", "READ_DETACH_BIT", "Opcode", "PassFlag", "CoreError",
+           "CORE_COUNTER_NAMES",
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 6
+STREAM_FORMAT_VERSION = 7
 
 
 class Opcode(enum.Enum, shape=8):
     """Command opcodes (bits 63:56 of a header word)."""
     CONFIG = 0x01   # [31:0] n; n array configuration words follow
     WRITE = 0x02    # [23:0] word address, [47:24] n; n buffer words follow
-    READ = 0x03     # [23:0] word address, [47:24] n; n buffer words go out, last one flagged
+    READ = 0x03     # [23:0] word address, [47:24] n, [48] detach; n buffer words go out, last
+    #                 one flagged
     PASS = 0x04     # [5:0] PassFlag bits; the present descriptors follow in flag order
     SYNC = 0x05     # wait until idle, then send one SYNC_MARKER word (flagged last) and count it
     WRITE_RLC = 0x06  # [23:0] element address, [47:24] n values; one word [23:0] w; w RLC words
@@ -55,6 +57,11 @@ class CoreError(enum.Enum, shape=4):
     BAD_ADDRESS = 5     # a WRITE or READ beyond the buffer
     BAD_RLC = 6         # a WRITE_RLC stream is malformed (the RLC error says how)
 
+
+#: Bit of a READ header that detaches it (stream format 7): the decoder goes on while the words
+#: go out, as after a detached PASS (WRITEs, WRITE_RLCs, CONFIGs and filter-only PASSes run
+#: beside it).
+READ_DETACH_BIT = 48
 
 #: Marker word sent for SYNC: ``0x5y_c0`` in the top 16 bits, then the SYNC count in [31:0].
 SYNC_MARKER = 0x5C00 << 48
@@ -87,13 +94,16 @@ class AcceleratorCore(wiring.Component):
     results from the output network back into the buffer) and completes when all have finished.
     A PASS with :attr:`PassFlag.DETACH` hands the decoder back as soon as its descriptors are
     pushed: WRITE and WRITE_RLC commands then run beside the pass (so the host can fill buffer
-    regions the pass does not use), and any other command waits until the pass has finished. The stream
-    format is documented in ``docs/stream-format.md``.
+    regions the pass does not use), and any other command waits until the pass has finished. A
+    READ with :data:`READ_DETACH_BIT` does the same while its words go out, and also lets a
+    CONFIG and a PASS of only a PE command and filters (a filter LOAD) start beside it. The stream format
+    is documented in ``docs/stream-format.md``.
 
     Latency and back-pressure
     -------------------------
     Every stream honours back-pressure; the input is only accepted when its word can be used
-    (a header other than WRITE or WRITE_RLC is held while a detached pass runs).
+    (a header other than WRITE or WRITE_RLC is held while a detached pass runs, and other than
+    those, CONFIG and a filters-only PASS while a detached READ runs).
     Errors (:class:`CoreError`) stop command processing and discard input from then on.
 
     Attributes
@@ -200,9 +210,28 @@ class AcceleratorCore(wiring.Component):
         read_word = Signal(StreamWord(sw))
         m.d.comb += [read_word.data.eq(host_rd.data), read_word.last.eq(read_last_pending)]
 
+        # the read engine: a READ's words, from the buffer into the output FIFO; it runs on
+        # its own so that a READ with READ_DETACH_BIT lets the decoder go on
+        read_addr = Signal(24)
+        read_count = Signal(24)
+        read_busy = Signal()
+        m.d.comb += read_busy.eq((read_count != 0) | read_pending)
+        with m.If(error == CoreError.NONE):
+            with m.If((read_count != 0) & (read_addr >= cfg.glb_words)):
+                m.d.sync += error.eq(CoreError.BAD_ADDRESS)
+            with m.Else():
+                # issue reads while the output FIFO is sure to have room
+                room = out_fifo.level + reads_in_flight < 4
+                m.d.comb += [host_rd.addr.eq(read_addr), host_rd.req.eq((read_count != 0) & room)]
+                with m.If(host_rd.grant):
+                    m.d.sync += [read_count.eq(read_count - 1), read_addr.eq(read_addr + 1),
+                                 read_last_pending.eq(read_count == 1)]
+
+        pass_busy = Signal()
+        m.d.comb += pass_busy.eq(Cat(r.busy for r in readers.values()).any() | writer.busy
+                                 | array.busy)
         sub_busy = Signal()
-        m.d.comb += sub_busy.eq(Cat(r.busy for r in readers.values()).any() | writer.busy
-                                | array.busy)
+        m.d.comb += sub_busy.eq(pass_busy | read_busy)
         needs_input = Signal()
         activity = Signal()
         watchdog = Signal(32)
@@ -228,9 +257,13 @@ class AcceleratorCore(wiring.Component):
 
         with m.FSM(name="decoder") as fsm:
             with m.State("IDLE"):
-                # a WRITE (or WRITE_RLC) may run beside a detached pass; any other command
-                # waits for it
-                may_start = ~sub_busy | (header_op == Opcode.WRITE)
+                # a WRITE (or WRITE_RLC) may run beside a detached pass or READ, and a CONFIG
+                # or a PASS of only a PE command and filters beside a detached READ; any
+                # other command waits for them
+                filters_only = (word[:5] & ~(PassFlag.PE_CMD | PassFlag.FILT)) == 0
+                may_start = (~sub_busy | (header_op == Opcode.WRITE)
+                             | (((header_op == Opcode.CONFIG)
+                                 | ((header_op == Opcode.PASS) & filters_only)) & ~pass_busy))
                 if rlc:
                     may_start |= header_op == Opcode.WRITE_RLC
                 m.d.comb += self.i.ready.eq(may_start)
@@ -243,7 +276,9 @@ class AcceleratorCore(wiring.Component):
                         with m.Case(Opcode.WRITE):
                             m.next = "WRITE"
                         with m.Case(Opcode.READ):
-                            m.next = "READ"
+                            m.d.sync += [read_count.eq(word[24:48]), read_addr.eq(word[:24])]
+                            with m.If(~word[READ_DETACH_BIT]):
+                                m.next = "READ"
                         with m.Case(Opcode.PASS):
                             m.d.sync += [todo.eq(word[:5]), detach.eq(word[5])]
                             m.next = "PASS_NEXT"
@@ -290,21 +325,9 @@ class AcceleratorCore(wiring.Component):
                         m.d.sync += [count.eq(count - 1), addr.eq(addr + 1)]
                 leave_on_error()
             with m.State("READ"):
-                # issue reads while the output FIFO is sure to have room
-                room = out_fifo.level + reads_in_flight < 4
-                with m.If((count == 0) & ~read_pending):
+                # a READ without DETACH: wait for the read engine (below)
+                with m.If(~read_busy):
                     m.next = "IDLE"
-                with m.Elif((count != 0) & (addr >= cfg.glb_words)):
-                    m.d.sync += error.eq(CoreError.BAD_ADDRESS)
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.comb += [
-                        host_rd.addr.eq(addr),
-                        host_rd.req.eq((count != 0) & room),
-                    ]
-                    with m.If(host_rd.grant):
-                        m.d.sync += [count.eq(count - 1), addr.eq(addr + 1),
-                                     read_last_pending.eq(count == 1)]
                 leave_on_error()
             if rlc:
                 with m.State("WRITE_RLC_WORDS"):

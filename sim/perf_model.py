@@ -30,7 +30,7 @@ import numpy as np
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
                             ifmap_regions, iter_blocks, iter_chunks, iter_passes,
-                            reused_blocks, run_pass_program, run_sizes)
+                            read_beside_next, reused_blocks, run_pass_program, run_sizes)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -429,7 +429,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
                 ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None,
-                overlap=True, double_ifmap=True, reuse_rows=True):
+                overlap=True, double_ifmap=True, reuse_rows=True, detach_reads=True):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -454,7 +454,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     the previous RUN pass instead. ``cycle_parts`` then has ``overlap``, the cycles so hidden
     (negative); ``stream``, ``load`` and ``run`` are as if nothing overlapped. ``reuse_rows``
     as for the compiler: blocks that start from the rows the block before left in the buffer
-    (:func:`~rsaccel.gen.compiler.iter_passes`) send one chunk's rows fewer.
+    (:func:`~rsaccel.gen.compiler.iter_passes`) send one chunk's rows fewer. ``detach_reads``
+    (with ``overlap``, without RLC): the output READs the compiler detaches
+    (:func:`~rsaccel.gen.compiler.read_beside_next`) are costed beside what follows them.
     """
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
@@ -509,7 +511,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     # blocks of each class whose first chunk's rows are not sent
     reused = reused_blocks(c, layer, mapping, double_ifmap=overlap and double_ifmap,
                            reuse_rows=reuse_rows)
-    cfg_words = 1 + c.rows * (3 + 4 * c.cols)
+    cfg_words = _config_words(c)
     dram["command"] += config_writes * cfg_words
     parts["stream"] += config_writes * _cycles_per_words(cfg_words, stream_words_per_cycle)
     for (nn, ee, t, p), mult in classes.items():
@@ -661,6 +663,10 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             if early_ifmap(blk) and q_next is not None:
                 write += rlc_writes[i + 1] if rlc_in else ifmap_write_cycles(blk, q_next)
             parts["overlap"] -= detached_saving(run, _RUN_PASS_DECODE, write)
+    if overlap and detach_reads and not rlc_in and not rlc_out:
+        parts["overlap"] -= _read_overlap(c, layer, mapping, shape_cycles, used_model == "exact",
+                                          stream_words_per_cycle, double_ifmap, reuse_rows,
+                                          issue_fraction, classes, reused)
     cycles = sum(parts.values()) + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
                         cycles=int(cycles), cycle_parts=parts, passes=passes,
@@ -674,6 +680,62 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         values["psum"] = dram["bias"] * c.lanes + coded["out_values"]
     result.energy = energy_breakdown(config, counts, dram, costs, glb_values=values)
     return result
+
+
+def _config_words(config):
+    """Stream words of a CONFIG that writes every PE's IDs and mode (header included)."""
+    return 1 + config.rows * (3 + 4 * config.cols)
+
+
+def _read_overlap(c, layer, mapping, shape_cycles, exact, words_per_cycle, double_ifmap,
+                  reuse_rows, issue_fraction, classes, reused):
+    """Cycles the detached output READs save (see :func:`~rsaccel.gen.compiler.
+    read_beside_next`): each runs beside the next block's bias and filter WRITEs, its first
+    LOAD pass and the ifmap WRITE beside that, and the RUN pass after them starts when both
+    are done. ``exact`` walks every block in stream order; otherwise each class of blocks is
+    taken to follow one of its own class (one READ per class not detached, no CONFIG),
+    which the mapper's ranking needs no better than that."""
+    ppw = c.lanes // c.psum_lanes
+
+    def start_cycles(blk, q, reused_rows):
+        # from the first header after the READ to the first cycle the RUN pass may start
+        load = shape_cycles.get(PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                          rows_in=blk.rows_in, r=blk.r))
+        if load is None:
+            load = pass_cycles(c, layer, PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                                   rows_in=blk.rows_in, r=blk.r),
+                               issue_fraction)
+        bias = _cycles_per_words(1 + math.ceil(blk.t * padded_p(c, blk.p) / ppw),
+                                 words_per_cycle)
+        filt = _filter_write_cycles(c, layer, blk.t, blk.p, blk.r, q, words_per_cycle)
+        ifmap = 0 if reused_rows else _cycles_per_words(
+            1 + ifmap_chunk_words(c, layer, blk.nn, blk.r, q, blk.rows_in), words_per_cycle)
+        return bias + filt + max(_LOAD_PASS_DECODE + ifmap, load[0] - 1)
+
+    saved = 0
+    if exact:
+        prev = None
+        for cp in iter_passes(c, layer, mapping, double_ifmap=double_ifmap,
+                              reuse_rows=reuse_rows):
+            if cp.ci != 0:
+                continue
+            if prev is not None and read_beside_next(c, layer, prev, cp):
+                read = block_layout(c, layer, prev).out_words + 3
+                start = start_cycles(cp.blk, cp.q, cp.reused)
+                if (prev.t, prev.ee) != (cp.blk.t, cp.blk.ee):
+                    start += _cycles_per_words(_config_words(c), words_per_cycle)
+                saved += detached_saving(read, 1, start)
+            prev = cp.blk
+        return saved
+    q = next(iter_chunks(layer, mapping))[1]
+    for (nn, ee, t, p), mult in classes.items():
+        blk = Block(0, 0, nn, 0, ee, (ee - 1) * layer.stride + layer.R, 0, t, p, mapping.r, q)
+        read = block_layout(c, layer, blk).out_words + 3
+        detached = mult - 1
+        again = min(reused.get((nn, ee, t, p), 0), detached)
+        saved += again * detached_saving(read, 1, start_cycles(blk, q, True))
+        saved += (detached - again) * detached_saving(read, 1, start_cycles(blk, q, False))
+    return saved
 
 
 def energy_breakdown(config, counts, dram, costs, glb_values=None):

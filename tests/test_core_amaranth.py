@@ -92,9 +92,10 @@ def test_detached_passes_overlap_writes_and_are_modelled(name):
     cycles, streams, models = {}, {}, {}
     for overlap, double in ((False, False), (True, False), (True, True)):
         compiled = compile_layer(TINY, layer, x, w, b, mapping, overlap=overlap,
-                                 double_ifmap=double)
+                                 double_ifmap=double, detach_reads=False)
         streams[overlap, double] = compiled.words
-        model = model_layer(TINY, layer, mapping, ifmap=x, overlap=overlap, double_ifmap=double)
+        model = model_layer(TINY, layer, mapping, ifmap=x, overlap=overlap, double_ifmap=double,
+                            detach_reads=False)
         models[overlap, double] = model
         if double and compiled.words == streams[True, False]:
             # one chunk a block, or no room for a second region: the same stream
@@ -115,11 +116,108 @@ def test_detached_passes_overlap_writes_and_are_modelled(name):
         assert streams[True, True] != streams[True, False]
         assert cycles[True, True] < cycles[True, False] - compiled.passes // 2, cycles
     streams = {overlap: streams[overlap, False] for overlap in (False, True)}
-    # the streams differ only in the DETACH bit of every PASS header (a LOAD and a RUN a chunk)
+    # the streams differ only in the DETACH bit of every PASS header (a LOAD and a RUN a chunk;
+    # the READs stay attached here, see test_detached_reads_overlap_the_next_block)
     diff = [(a, b_) for a, b_ in zip(streams[False], streams[True]) if a != b_]
     assert len(streams[False]) == len(streams[True])
     assert len(diff) == 2 * compiled.passes
     assert all(b_ == a | PassFlag.DETACH and a >> 56 == Opcode.PASS.value for a, b_ in diff)
+
+
+def _read_headers(config, compiled):
+    """Indices of the READ headers of a compiled stream (walked command by command)."""
+    from rsaccel.hw.core import NEST_WORDS, OUTPUT_WORDS
+    sizes = {PassFlag.PE_CMD: 1, PassFlag.FILT: NEST_WORDS, PassFlag.IFMAP: NEST_WORDS,
+             PassFlag.PSUM: NEST_WORDS, PassFlag.OUTPUT: OUTPUT_WORDS}
+    words, i, reads = compiled.words, 0, []
+    while i < len(words):
+        op, head = Opcode(words[i] >> 56), words[i]
+        i += 1
+        if op == Opcode.CONFIG:
+            i += head & 0xFFFFFFFF
+        elif op == Opcode.WRITE:
+            i += (head >> 24) & 0xFFFFFF
+        elif op == Opcode.PASS:
+            i += sum(n for flag, n in sizes.items() if head & flag)
+        elif op == Opcode.READ:
+            reads.append(i - 1)
+        else:
+            assert op == Opcode.SYNC and i == len(words)
+    return reads
+
+
+@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "pointwise_stacked_sets",
+                                  "all_zero"])
+def test_detached_reads_overlap_the_next_block(name):
+    # a block's output READ, detached, goes beside the next block's CONFIG, bias and filter
+    # WRITEs and its first LOAD pass (with the ifmap WRITE beside that); the RUN pass after
+    # them waits for the READ. The same stream with every READ attached: both bit-exact (with
+    # random stalls on both streams too), both timed to the cycle by the model, and the
+    # detached one faster by exactly what the model says the READs hide
+    from rsaccel.hw.core import READ_DETACH_BIT
+    layer, zeros = TEST_LAYERS[name]
+    x, w, b = layer_tensors(TINY, layer, seed=len(name), zeros=zeros)
+    mapping = plan_mapping(TINY, layer)
+    ref = reference(TINY, layer, x, w, b)
+    cycles, models, streams = {}, {}, {}
+    for detach in (False, True):
+        compiled = compile_layer(TINY, layer, x, w, b, mapping, detach_reads=detach)
+        streams[detach] = compiled.words
+        expect = sum(r["words"] for r in compiled.reads) + 1
+        for stall in (0.0, 0.4) if detach else (0.0,):
+            words, state = run_core(TINY, compiled.words, expect, stall=stall, seed=5,
+                                    max_cycles=400000)
+            assert state["error"] == CoreError.NONE
+            assert np.array_equal(unpack_outputs(TINY, compiled, words), ref), (detach, stall)
+            if stall == 0.0:
+                cycles[detach] = state["counters"]["cycles"]
+        models[detach] = model_layer(TINY, layer, mapping, ifmap=x, detach_reads=detach)
+        assert models[detach].cycles == cycles[detach], (detach, models[detach].cycles, cycles)
+    hidden = models[False].cycle_parts["overlap"] - models[True].cycle_parts["overlap"]
+    assert hidden > 0 and cycles[False] - cycles[True] == hidden, (hidden, cycles)
+    # the streams differ in the detach bit of some READ headers (never the last: SYNC follows)
+    reads = _read_headers(TINY, compiled)
+    assert len(reads) == len(compiled.reads) >= 2
+    diff = [i for i, (a, b_) in enumerate(zip(streams[False], streams[True])) if a != b_]
+    assert len(streams[False]) == len(streams[True])
+    assert diff and set(diff) <= set(reads[:-1])
+    assert all(streams[True][i] == streams[False][i] | 1 << READ_DETACH_BIT for i in diff)
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+def test_read_stays_attached_when_the_next_rows_land_on_the_outputs(channels):
+    # TIGHT's blocks put their second ifmap region over their outputs. With two chunks a
+    # block (C = 2) the first chunk's rows go there, and must not be written while the
+    # outputs of the block before are still going out: those READs stay attached. With three
+    # (C = 3) the first chunk uses the other region and every READ but the last is detached
+    from rsaccel.gen.compiler import iter_passes, read_beside_next
+    from rsaccel.hw.core import READ_DETACH_BIT
+    layer = Layer(N=1, C=channels, M=4, H=6, W=30, R=3, S=3, stride=1, pad=1, groups=1,
+                  relu=True, out_shift=4)
+    mapping = Mapping(e=3, t=1, p=2, q=1, n=1, active_pes=9, r=1)
+    check_mapping(TIGHT, layer, mapping)
+    firsts = [cp for cp in iter_passes(TIGHT, layer, mapping) if cp.ci == 0]
+    decisions = []
+    for prev, cp in zip(firsts, firsts[1:]):
+        lay = block_layout(TIGHT, layer, prev.blk)
+        rows = ifmap_chunk_words(TIGHT, layer, cp.blk.nn, cp.blk.r, cp.q, cp.blk.rows_in)
+        over = (not cp.reused and cp.ifmap_word < lay.out_word + lay.out_words
+                and cp.ifmap_word + rows > lay.out_word)
+        decisions.append(read_beside_next(TIGHT, layer, prev.blk, cp))
+        assert decisions[-1] == (not over)
+    assert len(decisions) == 3 and set(decisions) == {channels == 3}, decisions
+    x, w, b = layer_tensors(TIGHT, layer, seed=2, zeros=0.3)
+    compiled = compile_layer(TIGHT, layer, x, w, b, mapping)
+    reads = _read_headers(TIGHT, compiled)
+    assert [bool(compiled.words[i] >> READ_DETACH_BIT & 1) for i in reads] == decisions + [False]
+    expect = sum(r["words"] for r in compiled.reads) + 1
+    for stall in (0.3, 0.0):
+        words, state = run_core(TIGHT, compiled.words, expect, stall=stall, seed=1,
+                                max_cycles=400000)
+        assert state["error"] == CoreError.NONE
+        assert np.array_equal(unpack_outputs(TIGHT, compiled, words),
+                              reference(TIGHT, layer, x, w, b)), stall
+    assert model_layer(TIGHT, layer, mapping, ifmap=x).cycles == state["counters"]["cycles"]
 
 
 def test_detached_passes_overlap_rlc_writes():
