@@ -25,7 +25,8 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
-           "filter_blocks", "run_sizes", "read_beside_next"]
+           "filter_blocks", "run_sizes", "read_beside_next", "set_columns", "set_offset",
+           "filter_block_shape"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, READ_DETACH_BIT, Opcode, PassFlag
@@ -102,9 +103,11 @@ class Layer:
 class Mapping:
     """Row-stationary mapping parameters (names as in the Eyeriss papers).
 
-    ``t`` PE sets with different filters are stacked down the array; each is ``r`` sets on
-    different channels (``q`` each) whose psums add up through the vertical links, so one pass
-    covers ``r*q`` channels. ``active_pes`` is ``t*r*R*e``.
+    ``t`` PE sets with different filters share every ifmap value: ``t/h`` of them are stacked
+    down the array, and each of those is a row of ``h`` sets side by side (Eyeriss's CONV1
+    runs two 11 x 7 sets so). Each set is ``r`` sets on different channels (``q`` each) whose
+    psums add up through the vertical links, so one pass covers ``r*q`` channels.
+    ``active_pes`` is ``t*r*R*e``: ``(t/h)*r*R`` rows by ``h*e`` columns.
     """
     e: int          # output rows per strip (PE set width)
     t: int          # PE sets stacked down the array (different filters)
@@ -113,6 +116,7 @@ class Mapping:
     n: int          # images per pass
     active_pes: int
     r: int = 1      # PE sets on different channels of the same filters, accumulating in-array
+    h: int = 1      # of the t sets, how many sit side by side (t/h rows of them are stacked)
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -170,13 +174,13 @@ def ifmap_chunk_words(config, layer, nn, r, q, rows_in):
     return math.ceil(nn * r * q * rows_in * layer.Wp / config.lanes)
 
 
-def buffer_split(config, layer, e, n, q, p, t, r=1):
+def buffer_split(config, layer, e, n, q, p, t, r=1, h=1):
     """Global-buffer words one block of passes uses, per region: ``ifmap`` (one chunk's rows),
     ``psum`` (updated in place), ``output``, ``bias`` (data banks) and ``filter`` (filter
     banks)."""
     lanes = config.lanes
     rows_in = (e - 1) * layer.stride + layer.R
-    lay = block_layout(config, layer, Block(0, 0, n, 0, e, rows_in, 0, t, p, r))
+    lay = block_layout(config, layer, Block(0, 0, n, 0, e, rows_in, 0, t, p, r, h=h))
     return {
         "ifmap": ifmap_chunk_words(config, layer, n, r, q, rows_in),
         "psum": lay.out_word - lay.psum_word,
@@ -187,9 +191,9 @@ def buffer_split(config, layer, e, n, q, p, t, r=1):
     }
 
 
-def _buffer_words(config, layer, e, n, q, p, t, r=1):
+def _buffer_words(config, layer, e, n, q, p, t, r=1, h=1):
     """Data-bank words and filter-bank words a block needs (see :func:`buffer_split`)."""
-    split = buffer_split(config, layer, e, n, q, p, t, r)
+    split = buffer_split(config, layer, e, n, q, p, t, r, h)
     return sum(split.values()) - split["filter"], split["filter"]
 
 
@@ -252,6 +256,19 @@ class Block(NamedTuple):
     p: int
     r: int = 1
     q: int = 0
+    #: of the ``t`` sets, how many sit side by side (``t/h`` stacked rows of them)
+    h: int = 1
+
+    @property
+    def tv(self):
+        """Rows of sets stacked down the array: ``t/h``."""
+        return self.t // self.h
+
+
+def set_columns(mapping, t):
+    """Sets side by side in a filter block of ``t`` sets under ``mapping``: ``min(h, t)``
+    (:func:`filter_blocks` keeps ``t`` a multiple of it)."""
+    return min(getattr(mapping, "h", 1), t)
 
 
 def iter_blocks(layer, mapping):
@@ -267,19 +284,27 @@ def iter_blocks(layer, mapping):
                 ee = min(mapping.e, layer.E - e0)
                 rows_in = (ee - 1) * layer.stride + layer.R
                 for m0, t, p in fblocks:
-                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r, q)
+                    yield Block(g, n0, nn, e0, ee, rows_in, m0, t, p, mapping.r, q,
+                                set_columns(mapping, t))
 
 
 def filter_blocks(layer, mapping):
     """``(m0, t, p)`` of each filter block of a group, in stream order: ``t*p`` filters from
-    ``m0``, the last block re-balanced to the filters left."""
+    ``m0``, the last block re-balanced to the filters left (with sets side by side, ``t``
+    stays a multiple of :func:`set_columns`)."""
     mg = layer.M // layer.groups
-    out = []
-    for m0 in range(0, mg, mapping.p * mapping.t):
-        rem = min(mapping.p * mapping.t, mg - m0)
-        t = min(mapping.t, math.ceil(rem / mapping.p))
-        out.append((m0, t, math.ceil(rem / t)))
-    return out
+    return [(m0, *filter_block_shape(mapping, min(mapping.p * mapping.t, mg - m0)))
+            for m0 in range(0, mg, mapping.p * mapping.t)]
+
+
+def filter_block_shape(mapping, rem):
+    """``(t, p)`` of a filter block of ``rem`` filters: as many of the mapping's ``t`` sets as
+    ``rem`` needs at ``p`` filters each (a whole number of rows of :func:`set_columns` sets),
+    then ``p`` re-balanced over them."""
+    t = min(mapping.t, math.ceil(rem / mapping.p))
+    h = set_columns(mapping, t)
+    t = -(-t // h) * h
+    return t, math.ceil(rem / t)
 
 
 def iter_chunks(layer, mapping):
@@ -296,9 +321,10 @@ class BlockLayout(NamedTuple):
     """Where a :class:`Block` keeps its data in the global buffer (word addresses).
 
     ``row_step`` is the elements per PE row of the psum and output regions (``set_elems`` per
-    filter set of ``r*R`` rows, whose top row emits the outputs); the psum region (updated in
+    row of ``h`` filter sets of ``r*R`` PE rows, whose top row emits the outputs; the sets of a
+    row take ``ee*nn*F*pp`` elements each, one after the other); the psum region (updated in
     place) starts at word 0, then the outputs (``out_words``, from ``out_word``), the biases
-    and the (first) ifmap region; see :func:`block_layout`."""
+    and the (first) ifmap region; see :func:`block_layout` and :func:`set_offset`."""
     row_step: int
     set_elems: int
     psum_word: int
@@ -354,12 +380,12 @@ def block_layout(config, layer, blk):
     c = config
     ppw = c.lanes // c.psum_lanes
     g, pp = c.psum_group, padded_p(c, blk.p)
-    row_step = math.ceil(blk.ee * blk.nn * layer.F * pp / (blk.r * layer.R) / g) * g
+    row_step = math.ceil(blk.h * blk.ee * blk.nn * layer.F * pp / (blk.r * layer.R) / g) * g
     set_elems = blk.r * layer.R * row_step
     # one psum buffer, updated in place: a PE consumes a psum before it can produce the new
     # value of the same element, so every element is read before it is rewritten
-    psum_words = math.ceil(blk.t * set_elems / ppw)
-    out_words = math.ceil(blk.t * set_elems / c.lanes)
+    psum_words = math.ceil(blk.tv * set_elems / ppw)
+    out_words = math.ceil(blk.tv * set_elems / c.lanes)
     bias_words = math.ceil(blk.t * pp / ppw)
     packed = BlockLayout(row_step=row_step, set_elems=set_elems, psum_word=0,
                          out_word=psum_words, out_words=out_words,
@@ -378,6 +404,14 @@ def block_layout(config, layer, blk):
     if over.ifmap_word + words <= total:
         return over
     return packed
+
+
+def set_offset(config, layer, blk, lay, f):
+    """First element of filter set ``f`` of ``blk`` in its psum and output regions (relative to
+    the region; ``lay`` is its :class:`BlockLayout`): set ``f`` is the ``f % h``-th of the
+    ``f // h``-th stacked row of sets."""
+    fs, fh = divmod(f, blk.h)
+    return fs * lay.set_elems + fh * blk.ee * blk.nn * layer.F * padded_p(config, blk.p)
 
 
 def _regions_above(config, lay, words):
@@ -507,7 +541,8 @@ def reused_blocks(config, layer, mapping, *, double_ifmap=True, reuse_rows=True)
             prev, cache = None, {}
             for _, t, p in fblocks:
                 if (t, p) not in cache:
-                    shape = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, mapping.r, chunks[0][1])
+                    shape = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, mapping.r, chunks[0][1],
+                                  set_columns(mapping, t))
                     regions = ifmap_regions(config, layer, shape)
                     cache[t, p] = regions if double_ifmap else regions[:1]
                 regions = cache[t, p]
@@ -518,29 +553,33 @@ def reused_blocks(config, layer, mapping, *, double_ifmap=True, reuse_rows=True)
     return counts
 
 
-def array_config_writes(config, layer, t, ee, r=1):
-    """The array configuration of passes with ``t`` stacked filter sets of ``r`` channel sets
-    of ``ee`` columns: ``[(ArrayTarget, row, col, value), ...]`` (IDs and PE modes of every
-    PE). Physical row ``(f*r + v)*R + i`` is filter row ``i`` of channel set ``v`` of filter
-    set ``f``; the ifmap row-bus ID is ``v``, and psums enter at the bottom of each filter set
-    and rise through its ``r*R`` rows."""
+def array_config_writes(config, layer, t, ee, r=1, h=1):
+    """The array configuration of passes with ``t`` filter sets (``t/h`` stacked rows of
+    ``h`` side by side) of ``r`` channel sets of ``ee`` columns: ``[(ArrayTarget, row, col,
+    value), ...]`` (IDs and PE modes of every PE). Physical row ``(f*r + v)*R + i`` is filter
+    row ``i`` of channel set ``v`` of stacked row ``f``, and columns ``k*ee ..`` hold its
+    ``k``-th set (filter column ID ``k``; every set sees the same ifmap IDs); the ifmap
+    row-bus ID is ``v``, and psums enter at the bottom of each filter set and rise through
+    its ``r*R`` rows."""
     c, R, U = config, layer.R, layer.stride
+    tv = t // h
     writes = []
     for row in range(c.rows):
         fv, i = divmod(row, R)
         f, v = divmod(fv, r)
-        used_row = f < t
+        used_row = f < tv
         writes += [(ArrayTarget.FILT_ROW_ID, row, 0, row),
                    (ArrayTarget.IFMAP_ROW_ID, row, 0, v if used_row else 0),
                    (ArrayTarget.PSUM_ROW_ID, row, 0, row)]
         for col in range(c.cols):
-            used = used_row and col < ee
+            k, j = divmod(col, ee)
+            used = used_row and k < h
             src = PSUM_GIN if (i == R - 1 and v == r - 1) else PSUM_BELOW
             writes += [
                 (ArrayTarget.PE_MODE, row, col,
                  int(used) | ((src if used else PSUM_ZERO) << 1)),
-                (ArrayTarget.FILT_COL_ID, row, col, 0),
-                (ArrayTarget.IFMAP_COL_ID, row, col, (i + col * U) if used else 0),
+                (ArrayTarget.FILT_COL_ID, row, col, k if used else 0),
+                (ArrayTarget.IFMAP_COL_ID, row, col, (i + j * U) if used else 0),
                 (ArrayTarget.PSUM_COL_ID, row, col, col),
             ]
     return writes
@@ -561,17 +600,19 @@ def load_pass_program(config, layer, blk, q):
     """The LOAD pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set): filters
     into the PE spads."""
     c, R, S = config, layer.R, layer.S
-    p, t = blk.p, blk.t
+    p, t, h = blk.p, blk.t, blk.h
     filter_base_word = c.glb_banks * c.glb_bank_depth
-    rows, pqs, g = t * blk.r * R, p * q * S, c.filter_group
+    rows, pqs, g = blk.tv * blk.r * R, p * q * S, c.filter_group
+    # the filters of PE row `row`, set column k start at element (row*h + k)*per_row*g
+    sides = [(h, filter_row_elements(c, pqs) // g, 0, 1)] if h > 1 else []
     if g == 1:
         # row after row: each PE takes a value a cycle
-        levels = [(pqs, 1, 0, 0), (rows, pqs, 1, 0)]
+        levels = [(pqs, 1, 0, 0), *sides, (rows, h * pqs, 1, 0)]
     else:
         # groups of g values (the nest addresses groups); the rows take turns, so a PE writes
         # one group into its spad while the network serves the other rows
         per_row = filter_row_elements(c, pqs) // g
-        levels = [(rows, per_row, 1, 0), (per_row, 1, 0, 0)]
+        levels = [*sides, (rows, h * per_row, 1, 0), (per_row, 1, 0, 0)]
     return PassProgram(
         pe_cmd=dict(op=PEOp.LOAD_FILTERS, s=S, p=p, q=q, stride=layer.stride, width=layer.F),
         filt=Nest(base=filter_base_word * c.lanes // g, levels=levels))
@@ -607,12 +648,20 @@ def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_wo
     bottom, rise = r * R - 1, r * R
     g, pp = c.psum_group, padded_p(c, p)
     pg = pp // g
-    if first_chunk:
+    h, tv = blk.h, blk.tv
+    if first_chunk and h == 1:
         psum_nest = Nest(base=lay.bias_word * ppw // g, row=bottom, col=0, levels=[
             (pg, 1, 0, 0), (t, pg, rise, 0), (ee, 0, 0, 1), (F, 0, 0, 0), (nn, 0, 0, 0)])
+    elif first_chunk:
+        # set f = row*h + k takes bias elements f*pp..; columns in order, as below
+        psum_nest = Nest(base=lay.bias_word * ppw // g, row=bottom, col=0, levels=[
+            (pg, 1, 0, 0), (tv, h * pg, rise, 0), (ee, 0, 0, 1), (h, pg, 0, ee),
+            (F * nn, 0, 0, 0)])
     else:
+        # the h sets of a row lie one after the other (set_offset), so their h*ee columns
+        # are one level
         psum_nest = Nest(base=lay.psum_word * ppw // g, row=bottom, col=0, levels=[
-            (pg, 1, 0, 0), (t, lay.set_elems // g, rise, 0), (ee, nn * F * pg, 0, 1),
+            (pg, 1, 0, 0), (tv, lay.set_elems // g, rise, 0), (h * ee, nn * F * pg, 0, 1),
             (F, pg, 0, 0), (nn, F * pg, 0, 0)])
     count = nn * F * pg * ee * t
     if last_chunk:
@@ -803,9 +852,9 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             pending_read = None
         if ci == 0:
             # array configuration for this shape of pass
-            shape = (t, ee)
+            shape = (t, ee, blk.h)
             if shape != configured:
-                em.config(array_config_writes(config, layer, t, ee, blk.r))
+                em.config(array_config_writes(config, layer, t, ee, blk.r, blk.h))
                 configured = shape
             # bias of these filters (zero for filters past the end and in the pad elements),
             # as psums, pp per filter set
@@ -816,20 +865,21 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             b[:, :p][ok] = bias[g * mg + fidx[ok]]
             em.write(lay.bias_word, _pack_values(b.reshape(-1), psum_elem_bits, ppw))
         last_chunk = ci == cp.chunks - 1
-        # filters: per physical row (set v, filter row i): s, channel, filter, padded to the
-        # filter group
+        # filters: per physical row (stacked row fs, channel set cs, filter row i) and set
+        # column (set v = fs*h + k): s, channel, filter, padded to the filter group
         fvals = []
         row_pad = filter_row_elements(c, p * q * S) - p * q * S
-        for v in range(t):
+        for fs in range(blk.tv):
             for cs in range(blk.r):
                 for i in range(R):
-                    for s_ in range(S):
-                        for cc in range(q):
-                            for k in range(p):
-                                m = m0 + v * p + k
-                                fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
-                                             if m < mg else 0)
-                    fvals += [0] * row_pad
+                    for v in range(fs * blk.h, (fs + 1) * blk.h):
+                        for s_ in range(S):
+                            for cc in range(q):
+                                for k in range(p):
+                                    m = m0 + v * p + k
+                                    fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
+                                                 if m < mg else 0)
+                        fvals += [0] * row_pad
         em.write(filter_base_word, _pack_values(fvals, dw, lanes))
         # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0.. (none when the
         # region still holds them from the block before)
@@ -859,19 +909,20 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
         out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r
         if not last_chunk:
             continue
-        out_word, out_words, set_elems = lay.out_word, lay.out_words, lay.set_elems
+        out_word, out_words = lay.out_word, lay.out_words
         pp = padded_p(c, p)
+        offsets = [set_offset(c, layer, blk, lay, v) for v in range(t)]
         if rlc_out:
-            # the outputs of filter set v are elements v*set_elems .. + ee*nn*F*pp of the region
+            # the outputs of filter set v are elements offsets[v] .. + ee*nn*F*pp of the region
             for v in range(t):
-                em.read_rlc(out_word * lanes + v * set_elems, ee * nn * F * pp)
+                em.read_rlc(out_word * lanes + offsets[v], ee * nn * F * pp)
             out.frames += t
         else:
             # sent when the next block starts (detached if it can go beside that start)
             pending_read = (blk, out_word, out_words)
             out.frames += 1
         out.reads.append(dict(group=g, n0=n0, nn=nn, e0=e0, ee=ee, m0=m0, p=p, pp=pp, t=t,
-                              set_elems=set_elems, words=out_words, rlc=bool(rlc_out)))
+                              set_offsets=offsets, words=out_words, rlc=bool(rlc_out)))
     if pending_read is not None:
         em.read(*pending_read[1:])
     em.sync()
@@ -914,7 +965,7 @@ def unpack_outputs(config, compiled, words):
                     v = (int(w) >> (k * dw)) & ((1 << dw) - 1)
                     values.append(v - (1 << dw) if v >> (dw - 1) else v)
             values = np.array(values, dtype=np.int64)
-            per_set = [values[v * rd["set_elems"]:] for v in range(t)]
+            per_set = [values[off:] for off in rd["set_offsets"]]
         for v in range(t):
             for j in range(ee):
                 start = j * nn * F * pp
@@ -955,7 +1006,7 @@ def expected_output_words(config, compiled, ofmap):
         pp = rd.get("pp", p)
         for v in range(t):
             for j in range(ee):
-                start = v * rd["set_elems"] + j * nn * F * pp
+                start = rd["set_offsets"][v] + j * nn * F * pp
                 for n in range(nn):
                     for f in range(F):
                         for k in range(p):

@@ -1,7 +1,8 @@
 """Row-stationary mapper: enumerates the legal mappings of a layer and picks the best one.
 
 A mapping (:class:`~rsaccel.gen.compiler.Mapping`) places ``t`` PE sets of ``R`` rows by ``e``
-columns (``e`` output rows of a strip) down the array, each PE interleaving ``p`` filters and
+columns (``e`` output rows of a strip) on the array, ``t/h`` stacked rows of ``h`` sets side by
+side, each PE interleaving ``p`` filters and
 ``q`` channels, with ``n`` images per pass; each of the ``t`` is ``r`` sets on different
 channels whose psums add up in the array (Eyeriss's ``r``), so a pass covers ``r*q`` channels
 and moves ``1/r`` as many psums per MAC through the psum networks. The pass order is fixed by the compiler: group,
@@ -42,7 +43,7 @@ def mapping_buffer_split(config, layer, mapping):
     """Global-buffer words per region a block of ``mapping`` uses
     (:func:`~rsaccel.gen.compiler.buffer_split`)."""
     mp = mapping
-    return buffer_split(config, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r)
+    return buffer_split(config, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r, mp.h)
 
 
 def check_mapping(config, layer, mapping):
@@ -55,14 +56,14 @@ def check_mapping(config, layer, mapping):
 
 def _check_mapping_limits(c, layer, mp):
     """:func:`check_mapping` for a layer already validated and known to fit the array."""
-    for name in ("e", "t", "p", "q", "n", "r"):
+    for name in ("e", "t", "p", "q", "n", "r", "h"):
         value = getattr(mp, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise LayerError(f"Mapping field '{name}' must be a positive integer, not {value!r}")
     problem = _first_broken_limit(c, layer, mp)
     if problem:
         raise LayerError(f"Mapping {_describe(mp)}: {problem}")
-    need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r)
+    need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r, mp.h)
     data_words = c.glb_banks * c.glb_bank_depth
     filter_words = c.glb_filter_banks * c.glb_bank_depth
     if need > data_words:
@@ -79,10 +80,13 @@ def _first_broken_limit(c, layer, mp):
     cg, mg = layer.C // layer.groups, layer.M // layer.groups
     if mp.e > layer.E:
         return f"e={mp.e} exceeds the layer's output rows E={layer.E}"
-    if mp.e > c.cols:
-        return f"e={mp.e} exceeds the array width cols={c.cols}"
-    if mp.t * mp.r * R > c.rows:
-        return f"t*r*R={mp.t * mp.r * R} exceeds the array height rows={c.rows}"
+    if mp.t % mp.h:
+        return f"h={mp.h} sets side by side do not divide the t={mp.t} sets"
+    if mp.h * mp.e > c.cols:
+        return f"h*e={mp.h * mp.e} exceeds the array width cols={c.cols}"
+    if mp.t // mp.h * mp.r * R > c.rows:
+        return (f"(t/h)*r*R={mp.t // mp.h * mp.r * R} exceeds the array height "
+                f"rows={c.rows}")
     problem = channel_set_problem(layer, mp)
     if problem:
         return problem
@@ -113,7 +117,7 @@ def _first_broken_limit(c, layer, mp):
 
 
 def _describe(mp):
-    return f"e={mp.e} t={mp.t} p={mp.p} q={mp.q} n={mp.n} r={mp.r}"
+    return f"e={mp.e} t={mp.t} p={mp.p} q={mp.q} n={mp.n} r={mp.r} h={mp.h}"
 
 
 def candidate_mappings(config, layer):
@@ -132,14 +136,17 @@ def candidate_mappings(config, layer):
         # channel sets: r > 1 only where r*q divides the channels
         rs = [1] + [r for r in range(2, c.rows // R + 1) if cg % (r * q) == 0]
         for r in rs:
-            for t in range(1, min(c.rows // (r * R), mg) + 1):
+            # tv stacked rows of h sets side by side
+            shapes = [(tv * h, h) for h in range(1, c.cols + 1)
+                      for tv in range(1, c.rows // (r * R) + 1) if tv * h <= mg]
+            for t, h in shapes:
                 p_max = min(c.psum_spad_depth, c.filter_spad_depth // (q * S))
                 for p in _balanced_sizes(math.ceil(mg / t), p_max):
                     if (t - 1) * p >= mg:
                         continue
-                    for e in _balanced_sizes(layer.E, c.cols):
+                    for e in _balanced_sizes(layer.E, c.cols // h):
                         for n in _balanced_sizes(layer.N, layer.N):
-                            mp = Mapping(e=e, t=t, p=p, q=q, n=n, r=r,
+                            mp = Mapping(e=e, t=t, p=p, q=q, n=n, r=r, h=h,
                                          active_pes=t * r * R * e)
                             try:
                                 _check_mapping_limits(c, layer, mp)

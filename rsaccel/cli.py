@@ -246,7 +246,7 @@ def _print_layer_map(config, row):
     mp, k = row["mapping"], row["counts"]
     lanes = config.lanes
     print(f"mapping: e={mp['e']} t={mp['t']} p={mp['p']} q={mp['q']} n={mp['n']} "
-          f"r={mp.get('r', 1)}, "
+          f"r={mp.get('r', 1)} h={mp.get('h', 1)}, "
           f"{mp['active_pes']} of {config.num_pes} PEs active ({row['candidates']} legal "
           f"mappings scored)")
     split = ", ".join(f"{k_} {v}" for k_, v in row["buffer_words"].items())
@@ -268,7 +268,7 @@ def _print_layer_map(config, row):
 
 
 def _print_network_map(config, rows):
-    print("| layer | x | N C M H R U | mapping e t p q n r | PEs | cycles | util | "
+    print("| layer | x | N C M H R U | mapping e t p q n r h | PEs | cycles | util | "
           "DRAM words/MAC | energy/MAC |")
     print("|---|---|---|---|---|---|---|---|---|")
     total_cycles = total_macs = total_energy = total_dram = 0
@@ -281,7 +281,7 @@ def _print_network_map(config, rows):
         dram = (k["words_in"] + k["words_out"]) * config.lanes
         print(f"| {row['name']} | {r} | {ly['N']} {ly['C']} {ly['M']} {ly['H']} {ly['R']} "
               f"{ly['stride']} | {mp['e']} {mp['t']} {mp['p']} {mp['q']} {mp['n']} "
-              f"{mp.get('r', 1)} | "
+              f"{mp.get('r', 1)} {mp.get('h', 1)} | "
               f"{mp['active_pes']} | {row['cycles']:,} | {row['utilisation']:.1%} | "
               f"{dram / row['macs']:.4f} | {row['total_energy'] / row['macs']:.2f} |")
         total_cycles += r * row["cycles"]

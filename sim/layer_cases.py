@@ -10,7 +10,7 @@ import numpy as np
 from ..config import preset
 from ..gen.compiler import Layer, Mapping
 
-__all__ = ["TEST_LAYERS", "CHANNEL_SET_CASES", "layer_tensors"]
+__all__ = ["TEST_LAYERS", "CHANNEL_SET_CASES", "SIDE_BY_SIDE_CASES", "layer_tensors"]
 
 TEST_LAYERS = {
     "relu_shift_pad_multipass": (Layer(N=2, C=5, M=7, H=7, W=6, R=3, S=3, pad=1, relu=True,
@@ -38,6 +38,22 @@ CHANNEL_SET_CASES = {
                         Mapping(e=4, t=1, p=5, q=2, n=2, r=2, active_pes=16)),
     "rows4_t2_r2": (preset("tiny").replace(rows=4), Layer(N=1, C=6, M=7, H=5, W=5, R=1, S=2),
                     Mapping(e=4, t=2, p=4, q=3, n=1, r=2, active_pes=16)),
+}
+
+#: ``name: (config, layer, mapping)`` with ``h > 1`` filter sets side by side (different filters,
+#: the same ifmap values, in neighbouring column groups), alone, stacked in a grid, over ``r``
+#: channel sets, with a stride of at least ``R``, and with a last filter block re-balanced to
+#: one set (so the array configuration changes within the layer).
+SIDE_BY_SIDE_CASES = {
+    "side_h2_rebalanced": (preset("tiny"), Layer(N=1, C=3, M=5, H=4, W=6, R=3, S=3),
+                           Mapping(e=2, t=2, p=2, q=1, n=1, h=2, active_pes=12)),
+    "side_grid_batch2": (preset("tiny"),
+                         Layer(N=2, C=2, M=7, H=3, W=5, R=1, S=2, pad=1, relu=True, out_shift=3),
+                         Mapping(e=2, t=4, p=1, q=2, n=2, h=2, active_pes=8)),
+    "side_h2_r2_rows4": (preset("tiny").replace(rows=4), Layer(N=1, C=4, M=6, H=4, W=4, R=2, S=2),
+                         Mapping(e=2, t=2, p=2, q=1, n=1, r=2, h=2, active_pes=16)),
+    "side_h4_stride2": (preset("tiny"), Layer(N=1, C=2, M=4, H=3, W=7, R=1, S=3, stride=2, pad=1),
+                        Mapping(e=1, t=4, p=1, q=2, n=1, h=4, active_pes=4)),
 }
 
 

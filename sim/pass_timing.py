@@ -65,7 +65,7 @@ class _Reader:
         return self.active or self.pending is not None or bool(self.fifo)
 
 
-def _array_setup(config, layer, t, ee, r):
+def _array_setup(config, layer, t, ee, r, h):
     rows, cols = config.rows, config.cols
     enable = [[False] * cols for _ in range(rows)]
     src = [[PsumSource.ZERO] * cols for _ in range(rows)]
@@ -73,7 +73,7 @@ def _array_setup(config, layer, t, ee, r):
     col_id = {net: [[0] * cols for _ in range(rows)] for net in ("ifmap", "psum")}
     targets = {ArrayTarget.IFMAP_ROW_ID: ("ifmap", True), ArrayTarget.IFMAP_COL_ID: ("ifmap", False),
                ArrayTarget.PSUM_ROW_ID: ("psum", True), ArrayTarget.PSUM_COL_ID: ("psum", False)}
-    for target, row, col, value in array_config_writes(config, layer, t, ee, r):
+    for target, row, col, value in array_config_writes(config, layer, t, ee, r, h):
         if target == ArrayTarget.PE_MODE:
             enable[row][col] = bool(value & 1)
             src[row][col] = PsumSource(value >> 1)
@@ -86,11 +86,11 @@ def _array_setup(config, layer, t, ee, r):
     return enable, src, row_id, col_id
 
 
-def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
+def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
     """Cycles from accepting a RUN pass's PASS header to accepting the next command's header.
 
-    ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t``, ``ee``
-    and ``r`` the array configuration it runs under, ``gather_last`` the output network's
+    ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t``, ``ee``,
+    ``r`` and ``h`` the array configuration it runs under, ``gather_last`` the output network's
     round-robin pointer when the pass starts. Returns ``(cycles, gather_last)`` with the
     pointer when it ends. Zero skipping is not modelled (its issue order depends on the data).
     """
@@ -109,7 +109,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1):
     psum_in_en = cmd.get("psum_in_en", 1)
     row_len = (F - 1) * U + S
     lookahead = c.ifmap_lookahead   # the ring takes the next row during a row's last window
-    enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r)
+    enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r, h)
 
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
                "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes * c.psum_group)}

@@ -30,7 +30,8 @@ import numpy as np
 from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, padded_p,
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
                             ifmap_regions, iter_blocks, iter_chunks, iter_passes,
-                            read_beside_next, reused_blocks, run_pass_program, run_sizes)
+                            read_beside_next, reused_blocks, run_pass_program, run_sizes,
+                            filter_block_shape, set_columns, set_offset)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -291,8 +292,7 @@ def block_classes(layer, mapping):
 
     mblocks = []
     for rem, count in run_sizes(mg, mapping.p * mapping.t):
-        t = min(mapping.t, math.ceil(rem / mapping.p))
-        mblocks.append(((t, math.ceil(rem / t)), count))
+        mblocks.append((filter_block_shape(mapping, rem), count))
     filters = sum(t * p * count for (t, p), count in mblocks)
     changes = sum(1 for (a, _), (b, _) in zip(mblocks, mblocks[1:]) if a[0] != b[0])
     classes = {}
@@ -402,7 +402,7 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
         pp = padded_p(c, p)
         for v in range(t):
             n = ee * nn * F * pp
-            first = lay.out_word * lanes + v * lay.set_elems
+            first = lay.out_word * lanes + set_offset(c, layer, blk, lay, v)
             reads = (first + n - 1) // lanes - first // lanes + 1
             out["out_reads"] += reads
             out["out_values"] += n
@@ -517,7 +517,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     for (nn, ee, t, p), mult in classes.items():
         rows_in = (ee - 1) * U + R
         pes = t * r * R * ee
-        class_blk = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r, chunk_list[0])
+        class_blk = Block(0, 0, nn, 0, ee, rows_in, 0, t, p, r, chunk_list[0],
+                          set_columns(mapping, t))
         early = early_ifmap(class_blk)
         out_words = block_layout(c, layer, class_blk).out_words
         pg = -(-p // c.psum_group)          # psum transfers per output position
@@ -729,7 +730,8 @@ def _read_overlap(c, layer, mapping, shape_cycles, exact, words_per_cycle, doubl
         return saved
     q = next(iter_chunks(layer, mapping))[1]
     for (nn, ee, t, p), mult in classes.items():
-        blk = Block(0, 0, nn, 0, ee, (ee - 1) * layer.stride + layer.R, 0, t, p, mapping.r, q)
+        blk = Block(0, 0, nn, 0, ee, (ee - 1) * layer.stride + layer.R, 0, t, p, mapping.r, q,
+                    set_columns(mapping, t))
         read = block_layout(c, layer, blk).out_words + 3
         detached = mult - 1
         again = min(reused.get((nn, ee, t, p), 0), detached)
@@ -810,12 +812,13 @@ def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifm
                              reuse_rows=reuse_rows))
     for i, cp in enumerate(order):
         blk, q, ci, ifmap_word = cp.blk, cp.q, cp.ci, cp.ifmap_word
-        key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, q, ci == 0,
-               last, ifmap_word)
+        key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, blk.h, q,
+               ci == 0, last, ifmap_word)
         if key not in cache:
             program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
                                        last_chunk=ci == cp.chunks - 1, ifmap_word=ifmap_word)
-            cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last, r=blk.r)
+            cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last, r=blk.r,
+                                         h=blk.h)
             simulated += 1
         cycles, last = cache[key]
         total += cycles

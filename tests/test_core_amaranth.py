@@ -13,7 +13,8 @@ from rsaccel.gen.mapper import check_mapping, choose_mapping
 from rsaccel.hw.core import CoreError, Opcode, PassFlag
 from rsaccel.sim.amaranth_tb import run_core
 from rsaccel.sim.golden import conv2d
-from rsaccel.sim.layer_cases import CHANNEL_SET_CASES, TEST_LAYERS, layer_tensors
+from rsaccel.sim.layer_cases import (CHANNEL_SET_CASES, SIDE_BY_SIDE_CASES, TEST_LAYERS,
+                                     layer_tensors)
 from rsaccel.sim.perf_model import COUNT_NAMES, model_layer
 
 TINY = preset("tiny")
@@ -380,13 +381,15 @@ def test_model_cycles_equal_rtl_small_banks(name, banks):
 
 
 R_CASES = CHANNEL_SET_CASES
+MAPPED_CASES = {**CHANNEL_SET_CASES, **SIDE_BY_SIDE_CASES}
 
 
 @pytest.mark.parametrize("stall", [0.0, 0.3])
-@pytest.mark.parametrize("name", sorted(R_CASES))
-def test_channel_sets(name, stall):
-    # r channel sets: bit-exact, every counter as modelled, and with no stalls the cycles too
-    config, layer, mapping = R_CASES[name]
+@pytest.mark.parametrize("name", sorted(MAPPED_CASES))
+def test_channel_sets_and_sets_side_by_side(name, stall):
+    # r channel sets and h sets side by side: bit-exact, every counter as modelled, and with
+    # no stalls the cycles too
+    config, layer, mapping = MAPPED_CASES[name]
     x, w, b = layer_tensors(config, layer, seed=len(name), zeros=0.3)
     compiled = compile_layer(config, layer, x, w, b, mapping)
     words, state = run_core(config, compiled.words, sum(r["words"] for r in compiled.reads) + 1,

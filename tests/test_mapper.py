@@ -2,6 +2,7 @@
 counts is in test_core_amaranth.py and test_accelerator_cocotb.py)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,9 +65,13 @@ def test_reused_block_counts_follow_the_block_walk():
 
 @pytest.mark.parametrize("change, message", [
     (dict(q=5), "q*S=15 exceeds ifmap_spad_depth=12"),
-    (dict(t=2), "t*r*R=6 exceeds the array height rows=3"),
-    (dict(r=2), "t*r*R=6 exceeds the array height rows=3"),
-    (dict(e=5), "e=5 exceeds the array width cols=4"),
+    (dict(t=2), "(t/h)*r*R=6 exceeds the array height rows=3"),
+    (dict(r=2), "(t/h)*r*R=6 exceeds the array height rows=3"),
+    (dict(t=4, h=2), "(t/h)*r*R=6 exceeds the array height rows=3"),
+    (dict(e=5), "h*e=5 exceeds the array width cols=4"),
+    (dict(t=2, h=2, e=3), "h*e=6 exceeds the array width cols=4"),
+    (dict(t=3, h=2, e=1), "h=2 sets side by side do not divide the t=3 sets"),
+    (dict(h=0), "Mapping field 'h' must be a positive integer, not 0"),
     (dict(p=9), "p=9 exceeds psum_spad_depth=8"),
     (dict(n=3), "n=3 exceeds the batch N=2"),
     (dict(p=8, q=3), "p*q*S=72 exceeds filter_spad_depth=64"),
@@ -76,7 +81,7 @@ def test_check_mapping_names_the_limit(change, message):
     layer = Layer(N=2, C=8, M=16, H=8, W=8, R=3, S=3)
     fields = dict(e=2, t=1, p=2, q=2, n=1)
     fields.update(change)
-    with pytest.raises(LayerError, match=message.replace("*", r"\*").replace("(", r"\(")):
+    with pytest.raises(LayerError, match=re.escape(message)):
         check_mapping(TINY, layer, Mapping(active_pes=0, **fields))
 
 
