@@ -3,7 +3,8 @@
 The mapping rule is deliberately simple (the optimising mapper, :mod:`rsaccel.gen.mapper`,
 searches more): one row-stationary PE set is ``R`` PE rows by ``e`` columns (``e`` output rows
 of a strip); ``t`` copies of the set are stacked down the array, each holding different filters
-(they share every ifmap value by multicast). A mapping may make each of the ``t`` a stack of
+(they share every ifmap value by multicast); a mapping may also place ``h`` of them side by
+side in neighbouring column groups (``t/h`` stacked rows of ``h``). A mapping may make each of the ``t`` a stack of
 ``r`` sets on different channels whose psums add up through the vertical links. Each PE
 interleaves ``p`` filters and ``q`` channels within its spads. Channels beyond ``r*q`` are
 processed in further passes whose psums spill to the global buffer and come back through the
@@ -212,7 +213,7 @@ def plan_mapping(config, layer):
         e -= 1
     n = layer.N
     data_words = config.glb_banks * config.glb_bank_depth
-    filter_words = config.glb_filter_banks * config.glb_bank_depth
+    filter_words = config.filter_region_words
     while True:
         need, fneed = _buffer_words(config, layer, e, n, q, p, t)
         if need <= data_words and fneed <= filter_words:
@@ -613,9 +614,12 @@ def load_pass_program(config, layer, blk, q):
         # one group into its spad while the network serves the other rows
         per_row = filter_row_elements(c, pqs) // g
         levels = [*sides, (rows, h * per_row, 1, 0), (per_row, 1, 0, 0)]
+    # the nest addresses groups: a group of several words is word j of each filter bank it
+    # stripes over (AccelConfig.filter_words), and the reader adds the banks
+    base = filter_base_word * c.lanes // g if g <= c.lanes else filter_base_word
     return PassProgram(
         pe_cmd=dict(op=PEOp.LOAD_FILTERS, s=S, p=p, q=q, stride=layer.stride, width=layer.F),
-        filt=Nest(base=filter_base_word * c.lanes // g, levels=levels))
+        filt=Nest(base=base, levels=levels))
 
 
 def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_word=None):
@@ -880,7 +884,10 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                                     fvals.append(weights[g * mg + m, c0 + cs * q + cc, i, s_]
                                                  if m < mg else 0)
                         fvals += [0] * row_pad
-        em.write(filter_base_word, _pack_values(fvals, dw, lanes))
+        # one WRITE per filter bank a transfer stripes over (word w of each group in bank w)
+        fwords, kw = _pack_values(fvals, dw, lanes), c.filter_words
+        for w in range(kw):
+            em.write(filter_base_word + w * c.glb_bank_depth, fwords[w::kw])
         # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0.. (none when the
         # region still holds them from the block before)
         rows = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q, h0:h0 + rows_in, :]

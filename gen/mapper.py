@@ -65,13 +65,13 @@ def _check_mapping_limits(c, layer, mp):
         raise LayerError(f"Mapping {_describe(mp)}: {problem}")
     need, fneed = _buffer_words(c, layer, mp.e, mp.n, mp.q, mp.p, mp.t, mp.r, mp.h)
     data_words = c.glb_banks * c.glb_bank_depth
-    filter_words = c.glb_filter_banks * c.glb_bank_depth
+    filter_words = c.filter_region_words
     if need > data_words:
         raise LayerError(f"Mapping {_describe(mp)}: needs {need} global-buffer data words, "
                          f"more than the {data_words} of glb_banks*glb_bank_depth")
     if fneed > filter_words:
         raise LayerError(f"Mapping {_describe(mp)}: needs {fneed} filter words, more than "
-                         f"the {filter_words} of glb_filter_banks*glb_bank_depth")
+                         f"the {filter_words} of the filter banks")
 
 
 def _first_broken_limit(c, layer, mp):

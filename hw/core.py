@@ -22,7 +22,7 @@ __all__ = ["STREAM_FORMAT_VERSION", "READ_DETACH_BIT", "Opcode", "PassFlag", "Co
            "StreamWord", "AcceleratorCore"]
 
 #: Version of the command/data stream format (docs/stream-format.md).
-STREAM_FORMAT_VERSION = 7
+STREAM_FORMAT_VERSION = 8
 
 
 class Opcode(enum.Enum, shape=8):
@@ -155,11 +155,15 @@ class AcceleratorCore(wiring.Component):
 
         m.submodules.array = array = PEArray(cfg)
         rlc = cfg.rlc_codec
-        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=5 if rlc else 4,
+        # a filter transfer of several words reads the other words through clients of their
+        # own, after every other client (nothing else reads the filter banks during a LOAD)
+        wide = cfg.filter_words - 1
+        m.submodules.glb = glb = GlobalBuffer(cfg, read_clients=(5 if rlc else 4) + wide,
                                               write_clients=3 if rlc else 2)
         readers = {
             "filt": BufferReader(cfg, element_lanes=cfg.filter_group, value_width=cfg.data_width,
-                                 group=cfg.filter_group if cfg.filter_group > 1 else None),
+                                 group=cfg.filter_group if cfg.filter_group > 1 else None,
+                                 words=cfg.filter_words),
             "ifmap": BufferReader(cfg, element_lanes=1, value_width=cfg.data_width),
             "psum": BufferReader(cfg, element_lanes=cfg.psum_lanes * cfg.psum_group,
                                  value_width=cfg.acc_width, group=cfg.psum_group),
@@ -168,6 +172,10 @@ class AcceleratorCore(wiring.Component):
             m.submodules[f"{name}_reader"] = reader
             wiring.connect(m, reader.glb, glb.rd[idx])
             wiring.connect(m, reader.o, getattr(array, name))
+        filter_clients = [glb.rd[0]]
+        for k in range(wide):
+            filter_clients.append(glb.rd[len(glb.rd) - wide + k])
+            wiring.connect(m, readers["filt"].glb_more[k], filter_clients[-1])
         host_rd = glb.rd[3]
         host_wr = glb.wr[0]
         m.submodules.writer = writer = OutputWriter(cfg)
@@ -489,7 +497,8 @@ class AcceleratorCore(wiring.Component):
             "busy_cycles": self.busy,
             "stall_in_cycles": needs_input & ~self.i.valid,
             "stall_out_cycles": self.o.valid & ~self.o.ready,
-            "glb_filter_reads": glb.rd[0].grant,
+            # one count per filter transfer read (all of its words granted)
+            "glb_filter_reads": Cat(cl.grant for cl in filter_clients).all(),
             "glb_ifmap_reads": glb.rd[1].grant,
             "glb_psum_reads": glb.rd[2].grant,
             "glb_host_reads": glb.rd[3].grant | (glb.rd[4].grant if rlc else C(0)),

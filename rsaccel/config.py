@@ -101,13 +101,16 @@ class AccelConfig:
         output FIFO); 1 is the narrow network, and the only choice when a word holds one psum
         (``acc_width > stream_width / 2``).
     filter_group : int
-        Filter values moved per transfer of the filter network (one global-buffer read each)
-        when a LOAD pass fills the PEs' filter spads. A power of two, at most the values a word
-        holds (``stream_width // data_width``). Each PE holds one transfer and writes it into
-        its spad a value a cycle while the network serves the other PE rows, so a LOAD of
-        ``N`` PE rows of ``p*q*S`` values takes about ``max(N, g) * ceil(p*q*S / g)`` cycles
-        instead of ``N * p*q*S``, for about ``g * data_width`` more flip-flops per PE. 1 is the
-        narrow network.
+        Filter values moved per transfer of the filter network when a LOAD pass fills the PEs'
+        filter spads. A power of two, at most the values ``glb_filter_banks`` words hold
+        (``glb_filter_banks * stream_width // data_width``). Up to a word's values are one
+        global-buffer read; a larger group is one word from each of the first
+        ``g / (stream_width // data_width)`` filter banks, read in the same cycle (the
+        filters are striped over them, :attr:`filter_words`). Each PE holds one transfer and
+        writes it into its spad a value a cycle while the network serves the other PE rows,
+        so a LOAD of ``N`` PE rows of ``p*q*S`` values takes about
+        ``max(N, g) * ceil(p*q*S / g)`` cycles instead of ``N * p*q*S``, for about
+        ``g * data_width`` more flip-flops per PE. 1 is the narrow network.
     psum_fifo_depth : int
         Transfers (of ``psum_group`` psums) each PE's psum input FIFO and psum output FIFO
         hold. 0 (the default) sizes both for one window's psums at the largest ``p``,
@@ -206,10 +209,12 @@ class AccelConfig:
                 f"psums of {self.psum_lanes * self.data_width} bits a {self.stream_width}-bit "
                 f"word holds, not {self.psum_group}"
                 + (" (set psum_group = 1)" if per_word <= 1 else ""))
-        if self.filter_group & (self.filter_group - 1) or self.filter_group > lanes:
+        wide = lanes * max(self.glb_filter_banks, 1)
+        if self.filter_group & (self.filter_group - 1) or self.filter_group > wide:
             raise ValueError(
-                f"Config field 'filter_group' must be a power of two of at most the {lanes} "
-                f"values a {self.stream_width}-bit word holds, not {self.filter_group}")
+                f"Config field 'filter_group' must be a power of two of at most the {wide} "
+                f"values of one {self.stream_width}-bit word per filter bank "
+                f"(glb_filter_banks = {self.glb_filter_banks}), not {self.filter_group}")
         if self.stream_width < 64:
             raise ValueError(
                 f"Config field 'stream_width' must be at least 64 (command words carry their "
@@ -244,6 +249,20 @@ class AccelConfig:
         power of two."""
         need = -(-self.acc_width // self.data_width)
         return 1 << (need - 1).bit_length()
+
+    @property
+    def filter_words(self):
+        """Buffer words one filter transfer reads: ``filter_group / lanes`` (one from each of
+        the first that many filter banks, in the same cycle), at least 1. With more than one,
+        group ``j`` of the filter region is word ``j`` of each of those banks."""
+        return max(1, self.filter_group // self.lanes)
+
+    @property
+    def filter_region_words(self):
+        """Filter-bank words one chunk's filters may take: every filter bank's, or with
+        transfers of several words (:attr:`filter_words`) those of the banks they stripe over."""
+        banks = self.glb_filter_banks if self.filter_words == 1 else self.filter_words
+        return banks * self.glb_bank_depth
 
     @property
     def glb_words(self):
@@ -299,8 +318,8 @@ class AccelConfig:
 PRESETS = {
     # Eyeriss v1: 12 x 14 PEs, 16-bit data, 224/12/24-entry spads,
     # 25 x 4 KiB ifmap/psum banks + 2 x 4 KiB filter banks = 108 KiB, 64-bit stream, RLC 5/16;
-    # filters load a word (four values) a transfer.
-    "eyeriss": AccelConfig(filter_group=4),
+    # filters load eight values a transfer, a word from each filter bank.
+    "eyeriss": AccelConfig(filter_group=8),
     # Small array for fast tests.
     "tiny": AccelConfig(rows=3, cols=4, filter_spad_depth=64, ifmap_spad_depth=12,
                         psum_spad_depth=8, glb_banks=4, glb_bank_depth=256, glb_filter_banks=1,

@@ -84,7 +84,8 @@ def alexnet(refine):
 
 def model_vs_rtl():
     from rsaccel.sim.amaranth_tb import run_core
-    from rsaccel.sim.layer_cases import CHANNEL_SET_CASES, TEST_LAYERS, layer_tensors
+    from rsaccel.sim.layer_cases import (CHANNEL_SET_CASES, SIDE_BY_SIDE_CASES, TEST_LAYERS,
+                                         layer_tensors)
     config = preset("tiny")
     runs = []
     for name, (layer, zeros) in sorted(TEST_LAYERS.items()):
@@ -99,6 +100,9 @@ def model_vs_rtl():
     # channel sets (r > 1), some on a 4-row array
     for name, (cfg, layer, mapping) in sorted(CHANNEL_SET_CASES.items()):
         runs.append((name, f"r={mapping.r}, rows={cfg.rows}", cfg, layer, 0.3, mapping))
+    # filter sets side by side (h > 1)
+    for name, (cfg, layer, mapping) in sorted(SIDE_BY_SIDE_CASES.items()):
+        runs.append((name, f"h={mapping.h}, rows={cfg.rows}", cfg, layer, 0.3, mapping))
     rows = []
     for name, rule, config, layer, zeros, mapping in runs:
         x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
@@ -140,7 +144,7 @@ def write_alexnet(rows, refine):
     lines = [
         "# Mapper on AlexNet CONV1-5 (`eyeriss` preset, batch 4) against Eyeriss",
         "",
-        "| layer | mapping chosen (e t p q n r) | active PEs (Eyeriss) | Eyeriss mapping | "
+        "| layer | mapping chosen (e t p q n r h) | active PEs (Eyeriss) | Eyeriss mapping | "
         "model cycles (estimate) | Eyeriss cycles | DRAM words / MAC | energy / MAC | "
         "search s | cycles objective: mapping, cycles, energy / MAC |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -149,12 +153,12 @@ def write_alexnet(rows, refine):
         m = r["mapping"]
         lines.append(
             f"| {r['layer']} | {m['e']} {m['t']} {m['p']} {m['q']} {m['n']} "
-            f"{m.get('r', 1)} | "
+            f"{m.get('r', 1)} {m.get('h', 1)} | "
             f"{r['active_pes']} ({r['eyeriss']['active_pes']}) | {r['eyeriss']['mapping']} | "
             f"{r['cycles']:,} ({r['estimated_cycles']:,}) | {r['eyeriss']['cycles']:,} | "
             f"{r['dram_words_per_mac']:.4f} | "
             f"{r['energy_per_mac']:.2f} | {r['search_seconds']:.2f} | "
-            f"{' '.join(str(r['cycles_objective']['mapping'][k]) for k in 'etpqnr')}, "
+            f"{' '.join(str(r['cycles_objective']['mapping'].get(k, 1)) for k in 'etpqnrh')}, "
             f"{r['cycles_objective']['cycles']:,}, "
             f"{r['cycles_objective']['energy_per_mac']:.2f} |")
     lines += [
@@ -173,12 +177,15 @@ def write_alexnet(rows, refine):
         "",
         "## Where we differ, and why",
         "",
-        "- **Set placement.** rsaccel stacks PE sets only down the array: `t` filter sets, "
-        "each of `r` channel sets whose psums add up in the array, as Eyeriss's `r` "
-        "(`t*r*R <= rows`), each at most `cols` wide. Eyeriss also places sets side by side "
-        "(CONV1: two 11 x 7 sets in 11 x 14 PEs) and splits a wide set into segments below "
-        "each other (CONV2: 5 x 14 + 5 x 13). Neither exists here, so CONV1 gets one 11-row "
-        "set and CONV2 at most two 5-row sets at most 14 wide.",
+        "- **Set placement.** rsaccel places `t` filter sets, each of `r` channel sets whose "
+        "psums add up in the array (Eyeriss's `r`), as `t/h` stacked rows of `h` sets side by "
+        "side (`(t/h)*r*R <= rows`, `h*e <= cols`). Side by side, as Eyeriss's CONV1 (two "
+        "11 x 7 sets in 11 x 14 PEs), the sets share every ifmap value and take their filters "
+        "by filter column ID: CONV1 went from one 11 x 11 set (121 PEs, 4.23 M cycles) to "
+        "two 11 x 7 (154 PEs, 3.39 M), and CONV3-5 now use all 168 PEs as two 12 x 7 halves. "
+        "Eyeriss also splits a wide set into segments below each other (CONV2: 5 x 14 + "
+        "5 x 13); that does not exist here, so CONV2 gets at most two 5-row sets at most 14 "
+        "wide.",
         "- **Cycles.** With the energy objective the layers are bound by the psum networks, "
         "not the MACs. The psum input and output networks each move one transfer per cycle, "
         "a group of `psum_group` psums (2 on `eyeriss`: consecutive filters of one output). "
@@ -209,9 +216,10 @@ def write_alexnet(rows, refine):
         "filter WRITE beside the RUN pass. The model's `overlap` part counts the cycles so "
         "hidden. Where a block's data banks hold a second ifmap region, the later channel "
         "blocks' ifmap WRITEs go beside the previous RUN pass instead, and only the LOAD is "
-        "left between RUN passes. The LOAD moves `filter_group` values a transfer (4 on "
-        "`eyeriss`) with the PE rows taking turns: about `max(rows, 4) * ceil(p*q*S/4)` "
-        "cycles instead of `rows * p*q*S`. Where two regions do not fit above the outputs, "
+        "left between RUN passes. The LOAD moves `filter_group` values a transfer (8 on "
+        "`eyeriss`: a word from each of its two filter banks in one cycle; 4 before stream "
+        "format 8) with the PE rows taking turns: about `max(rows, 8) * ceil(p*q*S/8)` "
+        "cycles instead of `rows * p*q*S` (AlexNet: the LOADs 1.62 M -> 0.84 M cycles). Where two regions do not fit above the outputs, "
         "the second lies over them (the outputs are written only by a block's last RUN pass, "
         "which reads the first region): CONV1 (e=11, p=20, three channel blocks) had one "
         "region and gets two, 4.95 M -> 4.48 M cycles. A block that follows one with the same "
@@ -252,16 +260,17 @@ def write_rtl(rows):
         "# Analytical model against the RTL counters (`tiny` preset, no stalls)",
         "",
         "Every test layer with the compiler's simple rule and the mapper's energy and cycles "
-        "choices, then mappings with channel sets (`r > 1`), two of them on `tiny` with 4 rows.",
+        "choices, then mappings with channel sets (`r > 1`) and with filter sets side by side "
+        "(`h > 1`), some of them on `tiny` with 4 rows.",
         "",
-        "| layer | mapping rule | e t p q n r | 20 access counts | RTL cycles | model cycles | "
+        "| layer | mapping rule | e t p q n r h | 20 access counts | RTL cycles | model cycles | "
         "error | estimate | error |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["mapping"]
         lines.append(f"| {r['layer']} | {r['rule']} | {m['e']} {m['t']} {m['p']} {m['q']} "
-                     f"{m['n']} {m.get('r', 1)} | {'exact' if r['counts_exact'] else ', '.join(r['wrong_counts'])}"
+                     f"{m['n']} {m.get('r', 1)} {m.get('h', 1)} | {'exact' if r['counts_exact'] else ', '.join(r['wrong_counts'])}"
                      f" | {r['rtl_cycles']:,} | {r['model_cycles']:,} | "
                      f"{r['cycle_error']:+.1%} | {r['estimated_cycles']:,} | "
                      f"{r['estimate_error']:+.1%} |")

@@ -537,10 +537,12 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             sent = k - (reused.get((nn, ee, t, p), 0) if q == chunk_list[0] else 0)
             fwords = _filter_words(c, layer, t, p, r, q)
             iwords = ifmap_chunk_words(c, layer, nn, r, q, rows_in)
-            dram["command"] += k * (1 + _LOAD_PASS_WORDS + _RUN_PASS_WORDS) + sent  # WRITE headers
+            # WRITE headers: one per filter bank the filters stripe over, one for the ifmap
+            dram["command"] += k * (c.filter_words + _LOAD_PASS_WORDS + _RUN_PASS_WORDS) + sent
             dram["filter"] += k * fwords
             counts["glb_host_writes"] += k * fwords + sent * iwords
-            parts["stream"] += k * _cycles_per_words(1 + fwords, stream_words_per_cycle)
+            parts["stream"] += k * _filter_write_cycles(c, layer, t, p, r, q,
+                                                        stream_words_per_cycle)
             if not rlc_in:
                 dram["ifmap"] += sent * iwords
                 parts["stream"] += sent * _cycles_per_words(1 + iwords, stream_words_per_cycle)
@@ -786,11 +788,13 @@ def _filter_words(config, layer, t, p, r, q):
 
 
 def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
-    """Cycles of the filter WRITE of a chunk of ``q`` channels per set (0 for ``q=None``)."""
+    """Cycles of the filter WRITEs of a chunk of ``q`` channels per set (0 for ``q=None``):
+    one WRITE, or one per filter bank when a transfer stripes over several."""
     if q is None:
         return 0
-    return _cycles_per_words(1 + _filter_words(config, layer, t, p, r, q),
-                             stream_words_per_cycle)
+    kw = config.filter_words
+    return kw * _cycles_per_words(1 + _filter_words(config, layer, t, p, r, q) // kw,
+                                  stream_words_per_cycle)
 
 
 def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifmap=True,

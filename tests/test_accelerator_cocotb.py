@@ -72,6 +72,18 @@ def test_sets_side_by_side_icarus_match_verilator(name, hdl_build_root):
     assert runs[0].counters == runs[1].counters
 
 
+def test_wide_filter_transfers_icarus_match_verilator(hdl_build_root):
+    # filters eight values a transfer, one word from each of two filter banks read in the same
+    # cycle, as generated Verilog with random stalls: bit-exact, modelled counters, and the two
+    # simulators agree on every counter
+    config = TINY.replace(glb_filter_banks=2, filter_group=8)
+    layer, zeros = TEST_LAYERS["relu_shift_pad_multipass"]
+    runs = [check(layer, zeros, seed=4, simulator=sim, build_root=hdl_build_root, config=config)
+            for sim in ("icarus", "verilator")]
+    assert runs[0].counters == runs[1].counters
+    assert runs[0].counters["noc_filter_transfers"] == runs[0].counters["glb_filter_reads"] > 0
+
+
 @st.composite
 def layers(draw):
     groups = draw(st.sampled_from([1, 1, 2]))

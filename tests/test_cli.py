@@ -77,7 +77,7 @@ def test_accelerator_manifest(tmp_path):
     assert ports["s_axil_rdata"]["width"] == 32 and ports["irq"]["direction"] == "output"
     regs = {r["name"]: r for r in manifest["registers"]}
     assert regs["control"]["offset"] == 0 and regs["macs"]["access"] == "ro"
-    assert manifest["stream_format_version"] == 7
+    assert manifest["stream_format_version"] == 8
 
 
 def _layer_files(tmp_path, **overrides):

@@ -47,8 +47,9 @@ def test_replace_revalidates():
     ("rlc_level_width", 8, ValueError, r"'rlc_level_width' must be at least data_width = 16"),
     ("psum_spad_depth", 250, ValueError, r"'psum_spad_depth' must be at most filter_spad_depth"),
     ("filter_group", 3, ValueError,
-     r"'filter_group' must be a power of two of at most the 4 values a 64-bit word holds, not 3"),
-    ("filter_group", 8, ValueError, r"'filter_group' must be a power of two .* not 8"),
+     r"'filter_group' must be a power of two of at most the 8 values of one 64-bit word per "
+     r"filter bank \(glb_filter_banks = 2\), not 3"),
+    ("filter_group", 16, ValueError, r"'filter_group' must be a power of two .* not 16"),
     ("filter_group", 0, ValueError, r"'filter_group' must be an integer in \[1, 64\], not 0"),
     ("psum_fifo_depth", -1, ValueError,
      r"'psum_fifo_depth' must be an integer in \[0, 256\], not -1"),
@@ -58,6 +59,16 @@ def test_replace_revalidates():
 def test_wrong_values(field, value, exc, message):
     with pytest.raises(exc, match=message):
         preset("eyeriss").replace(**{field: value})
+
+
+def test_wide_filter_groups_need_a_filter_bank_per_word():
+    # a transfer of 8 16-bit values reads one word from each of two filter banks
+    wide = preset("tiny").replace(glb_filter_banks=2, filter_group=8)
+    assert (wide.filter_words, wide.filter_region_words) == (2, 2 * wide.glb_bank_depth)
+    assert preset("tiny").filter_words == 1
+    with pytest.raises(ValueError, match=r"at most the 4 values of one 64-bit word per filter "
+                                         r"bank \(glb_filter_banks = 1\), not 8"):
+        preset("tiny").replace(filter_group=8)
 
 
 def test_rlc_pair_must_fit_the_stream_word():

@@ -615,9 +615,11 @@ def test_psum_groups_bit_exact_and_modelled(name, group):
         assert c[counter] == transfers, (counter, c[counter], transfers)
 
 
-#: Filters loaded one and four values a transfer (``tiny`` moves two).
+#: Filters loaded one, four and eight values a transfer (``tiny`` moves two; eight is a word
+#: from each of two filter banks).
 FILTER_GROUPS = {"filter1": TINY.replace(filter_group=1),
-                 "filter4": TINY.replace(filter_group=4)}
+                 "filter4": TINY.replace(filter_group=4),
+                 "filter8_two_banks": TINY.replace(glb_filter_banks=2, filter_group=8)}
 
 
 @pytest.mark.parametrize("group", sorted(FILTER_GROUPS))
