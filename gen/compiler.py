@@ -27,7 +27,7 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
            "filter_blocks", "run_sizes", "read_beside_next", "set_columns", "set_offset",
-           "filter_block_shape"]
+           "filter_block_shape", "fuses_load"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, READ_DETACH_BIT, Opcode, PassFlag
@@ -473,6 +473,18 @@ class ChunkPass(NamedTuple):
     regions: tuple
 
 
+def fuses_load(config, cp, fuse_loads=True):
+    """Whether chunk pass ``cp`` loads its filters in its RUN pass (one PASS with
+    :attr:`~rsaccel.hw.pe.PEOp.LOAD_RUN`, so the ifmap stream's start overlaps the load):
+    every chunk but a block's first where the block has two ifmap regions (its rows were
+    written beside the previous RUN pass, so nothing else needs the LOAD's time). Never with
+    zero skipping, and only with filter groups (``filter_group > 1``): with one value a
+    transfer the cycle model is not yet exact for such passes (a few cycles a pass short),
+    so those configurations keep a LOAD pass."""
+    return (fuse_loads and not config.zero_skipping and config.filter_group > 1
+            and len(cp.regions) > 1 and cp.ci > 0)
+
+
 def iter_passes(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):
     """The :class:`ChunkPass` es of ``layer`` under ``mapping`` in stream order.
 
@@ -622,11 +634,13 @@ def load_pass_program(config, layer, blk, q):
         filt=Nest(base=base, levels=levels))
 
 
-def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_word=None):
+def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_word=None,
+                     load=False):
     """The RUN pass of ``blk``'s chunk of ``r*q`` channels (``q`` per channel set), reading
     its ifmap rows from ``ifmap_word`` (default: the block's first ifmap region, see
     :func:`ifmap_regions`). The first chunk starts from the biases, the last writes
-    requantised outputs; the others spill raw psums in place."""
+    requantised outputs; the others spill raw psums in place. With ``load`` the pass loads
+    the chunk's filters too (PE command LOAD_RUN and the LOAD pass's filter nest)."""
     c = config
     R, S, U, F, Wp = layer.R, layer.S, layer.stride, layer.F, layer.Wp
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes
@@ -676,8 +690,9 @@ def run_pass_program(config, layer, blk, q, *, first_chunk, last_chunk, ifmap_wo
         output = dict(count=count, base=lay.psum_word * ppw, row_step=lay.row_step,
                       col_step=nn * F * pp, shift=0, relu=0, final=0)
     return PassProgram(
-        pe_cmd=dict(op=PEOp.RUN, rows=nn, window=c.ifmap_spad_depth // q, s=S, p=p, q=q,
-                    stride=U, width=F),
+        pe_cmd=dict(op=PEOp.LOAD_RUN if load else PEOp.RUN, rows=nn,
+                    window=c.ifmap_spad_depth // q, s=S, p=p, q=q, stride=U, width=F),
+        filt=load_pass_program(config, layer, blk, q).filt if load else None,
         ifmap=ifmap_nest, psum=psum_nest, output=output)
 
 
@@ -791,7 +806,7 @@ def check_rlc(config, rlc_in, rlc_out):
 
 def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=False,
                   rlc_out=False, overlap=True, double_ifmap=True, reuse_rows=True,
-                  detach_reads=True):
+                  detach_reads=True, fuse_loads=True):
     """Command/data stream words for ``layer`` with these tensors.
 
     ``ifmap`` (N, C, H, W), ``weights`` (M, C/groups, R, S), ``bias`` (M,), all integer arrays.
@@ -820,6 +835,9 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     With ``reuse_rows``, a block that follows one with the same ifmap rows may take its
     chunks in reverse and start from the rows the block before left in the buffer, which are
     then not sent again (:func:`iter_passes`).
+
+    With ``fuse_loads``, a chunk whose ifmap rows went beside the previous RUN pass loads its
+    filters in its own RUN pass (:func:`fuses_load`): no LOAD pass between the two RUNs.
     """
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
@@ -886,8 +904,10 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
                         fvals += [0] * row_pad
         # one WRITE per filter bank a transfer stripes over (word w of each group in bank w)
         fwords, kw = _pack_values(fvals, dw, lanes), c.filter_words
-        for w in range(kw):
-            em.write(filter_base_word + w * c.glb_bank_depth, fwords[w::kw])
+
+        def write_filters():
+            for w in range(kw):
+                em.write(filter_base_word + w * c.glb_bank_depth, fwords[w::kw])
         # ifmap rows h0 .. h0+rows_in-1 of channels c0..c0+q-1, images n0.. (none when the
         # region still holds them from the block before)
         rows = padded[n0:n0 + nn, g * cg + c0:g * cg + c0 + blk.r * q, h0:h0 + rows_in, :]
@@ -900,17 +920,22 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
             else:
                 em.write(ifmap_word, _pack_values(rows.reshape(-1), dw, lanes))
         # with two regions, a later chunk's rows go beside the previous RUN pass (which reads
-        # the other region); otherwise beside this chunk's LOAD, after that RUN
+        # the other region), before its filters (their WRITE waits while that pass, if it
+        # loaded its filters too, still reads the filter banks); otherwise beside this chunk's
+        # LOAD, after that RUN
         early = len(cp.regions) > 1 and ci > 0
         if early:
             write_ifmap()
-        load = load_pass_program(config, layer, blk, q)
-        em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
+        write_filters()
+        fused = fuses_load(c, cp, fuse_loads)
+        if not fused:
+            load = load_pass_program(config, layer, blk, q)
+            em.run_pass(pe_cmd=em.pe_command(**load.pe_cmd), filt=load.filt, detach=overlap)
         if not early:
             write_ifmap()
         run = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                               last_chunk=last_chunk, ifmap_word=ifmap_word)
-        em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), ifmap=run.ifmap,
+                               last_chunk=last_chunk, ifmap_word=ifmap_word, load=fused)
+        em.run_pass(pe_cmd=em.pe_command(**run.pe_cmd), filt=run.filt, ifmap=run.ifmap,
                     psum=run.psum, output=em.output_words(**run.output), detach=overlap)
         out.passes += 1
         out.mac_slots += nn * F * ee * R * S * q * p * t * blk.r

@@ -321,12 +321,16 @@ class AcceleratorCore(wiring.Component):
                     m.d.sync += error.eq(CoreError.BAD_ADDRESS)
                     m.next = "ERROR"
                 with m.Else():
+                    # a word for the filter banks waits while the filter reader still reads
+                    # them (a RUN pass that loads its filters too may be running beside)
+                    filter_hold = ((addr >= cfg.glb_banks * cfg.glb_bank_depth)
+                                   & readers["filt"].busy)
                     m.d.comb += [
                         needs_input.eq(1),
                         host_wr.addr.eq(addr),
                         host_wr.data.eq(word),
                         host_wr.mask.eq(-1),
-                        host_wr.req.eq(self.i.valid),
+                        host_wr.req.eq(self.i.valid & ~filter_hold),
                         self.i.ready.eq(host_wr.grant),
                     ]
                     with m.If(host_wr.grant):

@@ -32,6 +32,11 @@ class PEOp(enum.Enum, shape=2):
     RUN = 1
     #: Zero every performance counter and the error code.
     CLEAR = 2
+    #: ``LOAD_FILTERS`` and ``RUN`` in one command: the filters load while the ifmap ring and
+    #: the psum input FIFO fill, and the first MAC issues once the last filter value is
+    #: written (so the ifmap stream's start overlaps the load). Not with zero skipping
+    #: (``BAD_OP`` there).
+    LOAD_RUN = 3
 
 
 class PEError(enum.Enum, shape=3):
@@ -107,20 +112,21 @@ def decode_pe_command(m, config, cmd):
     c_qs = cmd.q * cmd.s
     c_pqs = cmd.p * c_qs
     c_ring = cmd.window * cmd.q
-    is_run = cmd.op == PEOp.RUN
+    # LOAD_RUN only without zero skipping (whose sequencer passes zeros as soon as it runs)
+    load_run = C(0) if cfg.zero_skipping else cmd.op == PEOp.LOAD_RUN
+    is_run = (cmd.op == PEOp.RUN) | load_run
     m.d.comb += [
         dec.qs.eq(c_qs), dec.pqs.eq(c_pqs), dec.ring.eq(c_ring),
         dec.row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
         dec.win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window)) * cmd.q),
         dec.keep_step.eq(Mux(cmd.stride + 1 > cmd.s, cmd.stride + 1 - cmd.s, 0)),
     ]
-    with m.If((cmd.op != PEOp.LOAD_FILTERS) & (cmd.op != PEOp.RUN)
-              & (cmd.op != PEOp.CLEAR)):
+    with m.If((cmd.op != PEOp.LOAD_FILTERS) & ~is_run & (cmd.op != PEOp.CLEAR)):
         m.d.comb += dec.error.eq(PEError.BAD_OP)
     with m.Elif(cmd.op == PEOp.CLEAR):
         m.d.comb += dec.error.eq(PEError.NONE)
     with m.Elif((cmd.s == 0) | (cmd.p == 0) | (cmd.q == 0)
-                | ((cmd.op == PEOp.RUN) & (cmd.rows == 0))):
+                | (is_run & (cmd.rows == 0))):
         m.d.comb += dec.error.eq(PEError.ZERO_FIELD)
     with m.Elif((c_pqs > cfg.filter_spad_depth) | (c_qs > cfg.ifmap_spad_depth)
                 | (cmd.p > cfg.psum_spad_depth)):
@@ -264,7 +270,9 @@ class ProcessingElement(wiring.Component):
         Only with ``predecoded``: :func:`decode_pe_command` of ``cmd.payload``.
     cmd : In(stream.Signature(PECommand(config)))
         Commands; one is accepted when the previous one has finished issuing (CLEAR waits until
-        the pipeline is empty, so it zeroes final counts). An invalid command is dropped and
+        the pipeline is empty, so it zeroes final counts). A ``LOAD_RUN`` takes its filters as
+        ``LOAD_FILTERS`` does while its ifmap and ``psum_in`` streams are already accepted as
+        for ``RUN``; its first MAC issues in the cycle after the last filter value is written. An invalid command is dropped and
         sets ``error`` if no error is recorded yet.
     filt : In(stream.Signature(FilterGroup(config)))
     ifmap : In(stream.Signature(signed(data_width)))
@@ -370,7 +378,7 @@ class ProcessingElement(wiring.Component):
         cmd_error = Signal(PEError)
         with m.If(dec.error != PEError.NONE):
             m.d.comb += cmd_error.eq(dec.error)
-        with m.Elif(is_run & (c_pqs != loaded_pqs)):
+        with m.Elif((cmd.op == PEOp.RUN) & (c_pqs != loaded_pqs)):
             m.d.comb += cmd_error.eq(PEError.FILTER_MISMATCH)
 
         # --- counters -----------------------------------------------------------------------
@@ -432,6 +440,9 @@ class ProcessingElement(wiring.Component):
         in_rows = Signal(16)
 
         running = Signal()
+        load_active = Signal()         # the filter loader takes the filt stream this cycle
+        load_done = Signal()           # ... and writes the command's last value
+        run_loading = Signal()         # a LOAD_RUN's filters are still loading
         slot_ready = Signal()          # the ifmap operand(s) the next slot needs are present
         stall = Signal()
         last_row_done = Signal()       # the final slot of the command's last row issues
@@ -481,48 +492,60 @@ class ProcessingElement(wiring.Component):
                             m.d.sync += loaded_pqs.eq(c_pqs)
                             m.next = "LOAD"
                         with m.Else():
+                            with m.If(cmd.op == PEOp.LOAD_RUN):
+                                m.d.sync += [loaded_pqs.eq(c_pqs), run_loading.eq(1)]
                             m.next = "RUN"
             with m.State("LOAD"):
-                if fgroup == 1:
-                    m.d.comb += [
-                        self.filt.ready.eq(1),
-                        filt_wr.addr.eq(fload_addr),
-                        filt_wr.data.eq(self.filt.payload),
-                        filt_wr.en.eq(self.filt.valid),
-                        incr["filter_spad_writes"].eq(self.filt.valid),
-                    ]
-                    with m.If(self.filt.valid):
-                        m.d.sync += fload_addr.eq(fload_addr + 1)
-                        with m.If(fload_addr == pqs - 1):
-                            m.next = "IDLE"
-                else:
-                    # take a transfer when the held one is empty or writes its last value now,
-                    # unless that value is the pass's last (the next transfer is the next
-                    # LOAD's)
-                    writing = fhold_left != 0
-                    final = fload_addr == pqs - 1
-                    m.d.comb += [
-                        self.filt.ready.eq((fhold_left == 0) | ((fhold_left == 1) & ~final)),
-                        filt_wr.addr.eq(fload_addr),
-                        filt_wr.data.eq(fhold[fhold_index]),
-                        filt_wr.en.eq(writing),
-                        incr["filter_spad_writes"].eq(writing),
-                    ]
-                    with m.If(writing):
-                        m.d.sync += [fload_addr.eq(fload_addr + 1),
-                                     fhold_index.eq(fhold_index + 1),
-                                     fhold_left.eq(fhold_left - 1)]
-                    with m.If(self.filt.valid & self.filt.ready):
-                        m.d.sync += [fhold.eq(self.filt.payload), fhold_index.eq(0),
-                                     fhold_left.eq(fgroup)]
-                    with m.If(writing & final):
-                        # the pass's last value: the rest of the transfer is padding
-                        m.d.sync += fhold_left.eq(0)
-                        m.next = "IDLE"
+                m.d.comb += load_active.eq(1)
+                with m.If(load_done):
+                    m.next = "IDLE"
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
                 with m.If(last_row_done):
                     m.next = "IDLE"
+
+        # the filter loader: LOAD_FILTERS, and LOAD_RUN until its last value is written
+        with m.If(run_loading):
+            m.d.comb += load_active.eq(1)
+            with m.If(load_done):
+                m.d.sync += run_loading.eq(0)
+        with m.If(load_active):
+            if fgroup == 1:
+                m.d.comb += [
+                    self.filt.ready.eq(1),
+                    filt_wr.addr.eq(fload_addr),
+                    filt_wr.data.eq(self.filt.payload),
+                    filt_wr.en.eq(self.filt.valid),
+                    incr["filter_spad_writes"].eq(self.filt.valid),
+                ]
+                with m.If(self.filt.valid):
+                    m.d.sync += fload_addr.eq(fload_addr + 1)
+                    with m.If(fload_addr == pqs - 1):
+                        m.d.comb += load_done.eq(1)
+            else:
+                # take a transfer when the held one is empty or writes its last value now,
+                # unless that value is the pass's last (the next transfer is the next
+                # LOAD's)
+                writing = fhold_left != 0
+                final = fload_addr == pqs - 1
+                m.d.comb += [
+                    self.filt.ready.eq((fhold_left == 0) | ((fhold_left == 1) & ~final)),
+                    filt_wr.addr.eq(fload_addr),
+                    filt_wr.data.eq(fhold[fhold_index]),
+                    filt_wr.en.eq(writing),
+                    incr["filter_spad_writes"].eq(writing),
+                ]
+                with m.If(writing):
+                    m.d.sync += [fload_addr.eq(fload_addr + 1),
+                                 fhold_index.eq(fhold_index + 1),
+                                 fhold_left.eq(fhold_left - 1)]
+                with m.If(self.filt.valid & self.filt.ready):
+                    m.d.sync += [fhold.eq(self.filt.payload), fhold_index.eq(0),
+                                 fhold_left.eq(fgroup)]
+                with m.If(writing & final):
+                    # the pass's last value: the rest of the transfer is padding
+                    m.d.sync += fhold_left.eq(0)
+                    m.d.comb += load_done.eq(1)
 
         # ifmap acceptance: the slot of position wpos belongs to wpos - window, which must already
         # be consumed: wpos < win_base + min(cur_s, U) + window (positions from win_base + U on
@@ -598,7 +621,7 @@ class ProcessingElement(wiring.Component):
         rd_index = Signal(slot_w)
         faddr_now = Signal(fad_w)
         operand_ready = Signal()
-        m.d.comb += operand_ready.eq(running & slot_ready & ~stall)
+        m.d.comb += operand_ready.eq(running & ~run_loading & slot_ready & ~stall)
         # psums come and go in groups of `group` consecutive filters (k) of one output: the
         # slot of k = 0 (mod group) takes a group from the input FIFO, the others use the
         # held copy

@@ -42,12 +42,17 @@ _READER_FIFO_DEPTH = BufferReader.FIFO_DEPTH
 
 
 class _Reader:
-    """A BufferReader: one nest point a cycle when granted, data in its FIFO a cycle later."""
+    """A BufferReader: one nest point a cycle when granted, data in its FIFO a cycle later.
+    ``element_lanes=None``: a reader no other reads compete with (the filter reader during a
+    RUN pass reads only the filter banks), whose requests are all granted."""
 
     def __init__(self, config, points, element_lanes):
-        per_word = config.lanes // element_lanes
         offset_bits = (config.glb_bank_depth - 1).bit_length()
-        self.banks = [(addr // per_word) >> offset_bits for addr, _, _ in points]
+        if element_lanes is None:
+            self.banks = [-1] * len(points)
+        else:
+            per_word = config.lanes // element_lanes
+            self.banks = [(addr // per_word) >> offset_bits for addr, _, _ in points]
         self.tags = [(row, col) for _, row, col in points]
         self.n = len(points)
         self.idx = 0
@@ -69,10 +74,11 @@ def _array_setup(config, layer, t, ee, r, h):
     rows, cols = config.rows, config.cols
     enable = [[False] * cols for _ in range(rows)]
     src = [[PsumSource.ZERO] * cols for _ in range(rows)]
-    row_id = {net: [0] * rows for net in ("ifmap", "psum")}
-    col_id = {net: [[0] * cols for _ in range(rows)] for net in ("ifmap", "psum")}
+    row_id = {net: [0] * rows for net in ("filt", "ifmap", "psum")}
+    col_id = {net: [[0] * cols for _ in range(rows)] for net in ("filt", "ifmap", "psum")}
     targets = {ArrayTarget.IFMAP_ROW_ID: ("ifmap", True), ArrayTarget.IFMAP_COL_ID: ("ifmap", False),
-               ArrayTarget.PSUM_ROW_ID: ("psum", True), ArrayTarget.PSUM_COL_ID: ("psum", False)}
+               ArrayTarget.PSUM_ROW_ID: ("psum", True), ArrayTarget.PSUM_COL_ID: ("psum", False),
+               ArrayTarget.FILT_ROW_ID: ("filt", True), ArrayTarget.FILT_COL_ID: ("filt", False)}
     for target, row, col, value in array_config_writes(config, layer, t, ee, r, h):
         if target == ArrayTarget.PE_MODE:
             enable[row][col] = bool(value & 1)
@@ -86,20 +92,24 @@ def _array_setup(config, layer, t, ee, r, h):
     return enable, src, row_id, col_id
 
 
-def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
+def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, events=None):
     """Cycles from accepting a RUN pass's PASS header to accepting the next command's header.
 
     ``program`` is the :class:`~rsaccel.gen.compiler.PassProgram` of the pass, ``t``, ``ee``,
     ``r`` and ``h`` the array configuration it runs under, ``gather_last`` the output network's
     round-robin pointer when the pass starts. Returns ``(cycles, gather_last)`` with the
-    pointer when it ends. Zero skipping is not modelled (its issue order depends on the data).
+    pointer when it ends. ``events``, a dict, gets ``filt_idle``: for a pass that loads its
+    filters too (LOAD_RUN), the first cycle the filter reader is idle again (from then on a
+    WRITE may fill the filter banks), else None. Zero skipping is not modelled (its issue order depends on the data).
     """
     if config.zero_skipping:
         raise ValueError("run_pass_cycles does not model zero skipping")
-    if (program.pe_cmd.get("op") != PEOp.RUN or program.filt is not None
+    op = program.pe_cmd.get("op")
+    fused = op == PEOp.LOAD_RUN
+    if (op not in (PEOp.RUN, PEOp.LOAD_RUN) or (program.filt is not None) != fused
             or None in (program.ifmap, program.psum, program.output)):
         raise ValueError("run_pass_cycles models RUN passes with ifmap and psum nests and an "
-                         "output descriptor, and no filter nest")
+                         "output descriptor, and LOAD_RUN passes with a filter nest too")
     c = config
     rows, cols = c.rows, c.cols
     idw = c.noc_id_width
@@ -112,11 +122,13 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
     enable, src, row_id, col_id = _array_setup(c, layer, t, ee, r, h)
 
     readers = {"ifmap": _Reader(c, nest_points(program.ifmap, idw), 1),
-               "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes * c.psum_group)}
+               "psum": _Reader(c, nest_points(program.psum, idw), c.psum_lanes * c.psum_group),
+               "filt": _Reader(c, nest_points(program.filt, idw) if fused else [], None)}
+    fg, pqs = c.filter_group, P * Q * S
     g = c.psum_group
     fifo_depth = ProcessingElement.psum_fifo_depth(c)   # psum input and output FIFOs
     dests = {}
-    for net in ("ifmap", "psum"):
+    for net in ("ifmap", "psum", "filt"):
         table = {}
         for tag in set(readers[net].tags):
             table[tag] = [row * cols + cc for row in range(rows) for cc in range(cols)
@@ -165,7 +177,10 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
     level = [0] * npe          # output FIFO level
     in_level = [0] * npe       # psum_in FIFO level
     in_left = [0] * npe        # psum_in transfers the command still expects
-    delivered = {"ifmap": set(), "psum": set()}
+    loading = [False] * npe    # LOAD_RUN: filters still loading (no MAC issues)
+    fload = [0] * npe          # filter values written
+    fhold = [0] * npe          # values of the held filter transfer still to write
+    delivered = {"ifmap": set(), "psum": set(), "filt": set()}
 
     gather_valid = False
     last = gather_last
@@ -175,16 +190,19 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
     count = program.output["count"]
 
     # the core's PASS decoding (cycle 0 takes the header): PE command pushed in cycle 3,
-    # ifmap nest in 5 + NW, psum nest in 7 + 2 NW, output descriptor in 9 + 2 NW + OW,
-    # then PASS_NEXT and PASS_WAIT from 11 + 2 NW + OW on
+    # (filter nest in 5 + NW,) ifmap nest in 5 + NW, psum nest in 7 + 2 NW, output
+    # descriptor in 9 + 2 NW + OW, then PASS_NEXT and PASS_WAIT from 11 + 2 NW + OW on; a
+    # filter nest shifts everything after it by 2 + NW
     nw, ow = NEST_WORDS, OUTPUT_WORDS
-    push_pe, push_ifmap, push_psum = 3, 5 + nw, 7 + 2 * nw
-    push_out = 9 + 2 * nw + ow
-    wait_from = 11 + 2 * nw + ow
+    fw = 2 + nw if fused else 0
+    push_pe, push_filt, push_ifmap, push_psum = 3, 5 + nw, 5 + nw + fw, 7 + 2 * nw + fw
+    push_out = 9 + 2 * nw + ow + fw
+    wait_from = 11 + 2 * nw + ow + fw
 
     cycle = 0
+    filt_idle = None
     limit = 50 * (len(readers["ifmap"].tags) + len(readers["psum"].tags) * (S * Q * g + 4)
-                  + count) + 1000
+                  + count + len(readers["filt"].tags) * fg) + 1000
     while True:
         # --- combinational: PE issue conditions --------------------------------------------
         psum_ready = {}
@@ -197,7 +215,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
             stall = b_valid[i] and push and level[i] == fifo_depth
             if stall:
                 stalled.add(i)
-            if not running[i]:
+            if not running[i] or loading[i]:
                 continue
             ok = (not stall) and (ahead[i] or out_f[i] * U + cur_s[i] < wpos[i])
             operand[i] = ok
@@ -258,6 +276,27 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
                 else:
                     outstanding = True
             ifmap_accept = not outstanding
+        # filter network (LOAD_RUN): a PE takes a transfer when its held one is empty or
+        # writes its last value now, unless that value is the command's last
+        fr = readers["filt"]
+        filt_head = fr.fifo[0] if fr.fifo else None
+        filt_taken = set()
+        filt_accept = False
+        if filt_head is not None:
+            outstanding = False
+            for d in dests["filt"][filt_head]:
+                if d in delivered["filt"]:
+                    continue
+                if fg == 1:
+                    ready = loading[d]
+                else:
+                    ready = loading[d] and (fhold[d] == 0 or (fhold[d] == 1
+                                                               and fload[d] != pqs - 1))
+                if ready:
+                    filt_taken.add(d)
+                else:
+                    outstanding = True
+            filt_accept = not outstanding
         # output writer and output network
         w_ready = w_active and w_remaining != 0
         take = gather_valid and w_ready
@@ -272,10 +311,16 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
         ib, pb = ir.request(), pr.request()
         i_grant = ib is not None
         p_grant = pb is not None and not (i_grant and ib == pb)
+        f_grant = fr.request() is not None    # the filter banks: no other reader
         # --- busy, as the core sees it this cycle (before the updates) -----------------------
         pe_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
-        sub_busy = ir.busy() or pr.busy() or w_active or pe_busy or gather_valid
+        sub_busy = (ir.busy() or pr.busy() or fr.busy() or w_active or pe_busy
+                    or gather_valid)
+        if fused and filt_idle is None and cycle > push_filt and not fr.busy():
+            filt_idle = cycle
         if cycle >= wait_from and not sub_busy:
+            if events is not None:
+                events["filt_idle"] = filt_idle
             return cycle + 1, last
         if cycle > limit:
             raise RuntimeError("run_pass_cycles: the pass did not finish (model deadlock)")
@@ -283,7 +328,8 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
         # --- sequential updates ------------------------------------------------------------
         for net, head, taken, accept, reader in (
                 ("ifmap", ifmap_head, ifmap_taken, ifmap_accept, ir),
-                ("psum", psum_head, psum_taken, psum_accept, pr)):
+                ("psum", psum_head, psum_taken, psum_accept, pr),
+                ("filt", filt_head, filt_taken, filt_accept, fr)):
             if head is None:
                 continue
             if accept:
@@ -291,7 +337,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
                 reader.fifo.popleft()
             else:
                 delivered[net] |= taken
-        for reader, granted in ((ir, i_grant), (pr, p_grant)):
+        for reader, granted in ((ir, i_grant), (pr, p_grant), (fr, f_grant)):
             if reader.pending is not None:
                 reader.fifo.append(reader.pending)
                 reader.pending = None
@@ -300,6 +346,25 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
                 reader.idx += 1
                 if reader.idx == reader.n:
                     reader.active = False
+        # filter loaders
+        for d in pes:
+            if not loading[d]:
+                continue
+            if fg == 1:
+                if d in filt_taken:
+                    fload[d] += 1
+                    loading[d] = fload[d] != pqs
+                continue
+            writing = fhold[d] != 0
+            final = fload[d] == pqs - 1
+            if writing:
+                fload[d] += 1
+                fhold[d] -= 1
+            if d in filt_taken:
+                fhold[d] = fg
+            if writing and final:
+                fhold[d] = 0
+                loading[d] = False
         # ifmap values taken by PEs
         for d in ifmap_taken:
             if wchan[d] == Q - 1:
@@ -378,6 +443,9 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1):
                 in_left[i] = nrows * F * -(-P // g) if psum_in_en else 0
                 wpos[i] = wchan[i] = wmod[i] = out_f[i] = cur_s[i] = cur_c[i] = cur_k[i] = 0
                 ahead[i] = False
+                loading[i], fload[i], fhold[i] = fused, 0, 0
+        elif fused and cycle == push_filt:
+            fr.active = fr.n > 0
         elif cycle == push_ifmap:
             ir.active = ir.n > 0
         elif cycle == push_psum:

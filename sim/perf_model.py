@@ -31,7 +31,7 @@ from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, pad
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
                             ifmap_regions, iter_blocks, iter_chunks, iter_passes,
                             read_beside_next, reused_blocks, run_pass_program, run_sizes,
-                            filter_block_shape, set_columns, set_offset)
+                            filter_block_shape, fuses_load, set_columns, set_offset)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -59,6 +59,8 @@ _RUN_PASS_WORDS = 1 + 1 + 2 * NEST_WORDS + OUTPUT_WORDS    # PE command, ifmap, 
 # plus its PASS_NEXT and push cycles, and the final PASS_NEXT (hw/core.py)
 _LOAD_PASS_DECODE = _LOAD_PASS_WORDS + 2 * 2 + 1
 _RUN_PASS_DECODE = _RUN_PASS_WORDS + 2 * 4 + 1
+# a RUN pass that loads its filters too (PE command LOAD_RUN) carries the filter nest
+_FUSED_PASS_DECODE = _RUN_PASS_DECODE + NEST_WORDS + 2
 
 
 def detached_saving(pass_cycles, decode_cycles, write_cycles):
@@ -275,6 +277,35 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     return load, run, {"compute": compute, "ifmap": ifmap, "psum": psum}
 
 
+def _fused_extra(config, layer, shape):
+    """Estimated cycles a RUN pass of ``shape`` takes more when it loads its filters too: the
+    filter nest's words, and the part of the filter transfers (:func:`load_transfer_cycles`)
+    longer than the ifmap stream's start (until the last ifmap row of the pass has its
+    first window)."""
+    R, S = layer.R, layer.S
+    streams = shape.r * (shape.rows_in if layer.stride < R else R * shape.ee)
+    start = streams * shape.q * S
+    load = load_transfer_cycles(config, shape.t * shape.r * R, shape.p * shape.q * S)
+    return NEST_WORDS + 2 + max(0, load - start)
+
+
+def _fused_filt_idle(config, layer, shape):
+    """Estimated cycle (from its PASS header) a RUN pass that loads its filters too has read
+    them all: the filter nest's push, then :func:`load_transfer_cycles`."""
+    return 5 + NEST_WORDS + load_transfer_cycles(config, shape.t * shape.r * layer.R,
+                                                 shape.p * shape.q * layer.S)
+
+
+def _filter_write_wait(decode, iwrite, fwrite, filt_idle):
+    """Cycles the filter WRITE after a RUN pass waits for the pass's filter reader: its words
+    go into the filter banks only from ``filt_idle`` on (None: no wait). The pass's decoding
+    ends ``decode`` cycles after its header, then the ifmap WRITE (``iwrite`` cycles) and
+    the filter WRITE header go first."""
+    if filt_idle is None or not fwrite:
+        return 0
+    return max(0, filt_idle - (decode + iwrite + 1))
+
+
 def _cycles_per_words(words, per_cycle):
     """Cycles the decoder spends on a command of ``words`` stream words (one more to leave)."""
     return math.ceil(words / per_cycle) + 1
@@ -429,7 +460,8 @@ def rlc_stream(config, layer, mapping, *, ifmap=None, ofmap=None, zero_fraction=
 def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=None,
                 stream_words_per_cycle=1.0, zeros=None, rlc_in=False, rlc_out=False,
                 ofmap=None, ofmap_zero_fraction=None, cycle_model="exact", pass_cache=None,
-                overlap=True, double_ifmap=True, reuse_rows=True, detach_reads=True):
+                overlap=True, double_ifmap=True, reuse_rows=True, detach_reads=True,
+                fuse_loads=True):
     """Model ``layer`` on ``config`` under ``mapping``; returns a :class:`LayerModel`.
 
     ``ifmap`` (N, C, H, W) makes the data-dependent counts exact; otherwise ``zero_fraction`` is
@@ -457,6 +489,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     (:func:`~rsaccel.gen.compiler.iter_passes`) send one chunk's rows fewer. ``detach_reads``
     (with ``overlap``, without RLC): the output READs the compiler detaches
     (:func:`~rsaccel.gen.compiler.read_beside_next`) are costed beside what follows them.
+    ``fuse_loads`` (with two ifmap regions): the chunks the compiler gives no LOAD pass of
+    their own (:func:`~rsaccel.gen.compiler.fuses_load`) load their filters in their RUN pass.
     """
     if cycle_model not in CYCLE_MODELS:
         raise ValueError(f"cycle_model must be one of {', '.join(CYCLE_MODELS)}, "
@@ -491,7 +525,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     chunk_list = [q for _, q in iter_chunks(layer, mapping)]
     run_followers = {}
     for i, q in enumerate(chunk_list):
-        key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None)
+        key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None, i == 0)
         run_followers[key] = run_followers.get(key, 0) + 1
     used_model = "estimate" if c.zero_skipping else cycle_model
     double_cache = {}
@@ -503,6 +537,10 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             double_cache[key] = (overlap and double_ifmap and len(ifmap_regions(
                 c, layer, blk)) > 1)
         return double_cache[key]
+
+    def fused_chunks(blk):
+        """Whether ``blk``'s chunks after the first load their filters in their RUN pass."""
+        return fuse_loads and not c.zero_skipping and early_ifmap(blk)
 
     def ifmap_write_cycles(blk, q):
         return _cycles_per_words(1 + ifmap_chunk_words(c, layer, blk.nn, blk.r, q, blk.rows_in),
@@ -538,7 +576,10 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             fwords = _filter_words(c, layer, t, p, r, q)
             iwords = ifmap_chunk_words(c, layer, nn, r, q, rows_in)
             # WRITE headers: one per filter bank the filters stripe over, one for the ifmap
-            dram["command"] += k * (c.filter_words + _LOAD_PASS_WORDS + _RUN_PASS_WORDS) + sent
+            # chunks that load their filters in their RUN pass: no LOAD pass header or command
+            fused = (k - mult if q == chunk_list[0] else k) if fused_chunks(class_blk) else 0
+            dram["command"] += (k * (c.filter_words + _LOAD_PASS_WORDS + _RUN_PASS_WORDS) + sent
+                                - fused * (_LOAD_PASS_WORDS - NEST_WORDS))
             dram["filter"] += k * fwords
             counts["glb_host_writes"] += k * fwords + sent * iwords
             parts["stream"] += k * _filter_write_cycles(c, layer, t, p, r, q,
@@ -562,8 +603,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             if shape not in shape_cycles:
                 shape_cycles[shape] = pass_cycles(c, layer, shape, issue_fraction)
             load, run, _ = shape_cycles[shape]
-            parts["load"] += k * load
-            parts["run"] += k * run
+            parts["load"] += (k - fused) * load
+            parts["run"] += k * run + fused * _fused_extra(c, layer, shape)
             passes += k
             if overlap and not rlc_in:
                 # the ifmap WRITE runs beside the LOAD pass (WRITE_RLCs: below); with two
@@ -573,18 +614,22 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                 beside_load -= k - sent
                 parts["overlap"] -= beside_load * detached_saving(
                     load, _LOAD_PASS_DECODE, _cycles_per_words(1 + iwords, stream_words_per_cycle))
-                parts["overlap"] -= (k - beside_load) * detached_saving(load, _LOAD_PASS_DECODE, 0)
+                parts["overlap"] -= (k - fused - beside_load) * detached_saving(
+                    load, _LOAD_PASS_DECODE, 0)
         if overlap and used_model == "estimate" and not rlc_in:
             # each RUN pass beside the next chunk's filter WRITE, and with two ifmap regions
             # its ifmap WRITE too (estimated RUN passes; WRITE_RLCs: below)
-            for (q, q_next), per_block in run_followers.items():
-                run = shape_cycles[PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in,
-                                             r=r)][1]
-                write = _filter_write_cycles(c, layer, t, p, r, q_next, stream_words_per_cycle)
-                if early and q_next is not None:
-                    write += ifmap_write_cycles(class_blk, q_next)
-                parts["overlap"] -= mult * per_block * detached_saving(
-                    run, _RUN_PASS_DECODE, write)
+            for (q, q_next, first), per_block in run_followers.items():
+                shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in, r=r)
+                run = shape_cycles[shape][1]
+                decode, filt_idle = _RUN_PASS_DECODE, None
+                if fused_chunks(class_blk) and not first:
+                    run += _fused_extra(c, layer, shape)
+                    decode, filt_idle = _FUSED_PASS_DECODE, _fused_filt_idle(c, layer, shape)
+                fwrite = _filter_write_cycles(c, layer, t, p, r, q_next, stream_words_per_cycle)
+                iwrite = ifmap_write_cycles(class_blk, q_next) if early and q_next else 0
+                write = iwrite + fwrite + _filter_write_wait(decode, iwrite, fwrite, filt_idle)
+                parts["overlap"] -= mult * per_block * detached_saving(run, decode, write)
     rlc_writes = []        # each WRITE_RLC's cycles, in stream order (one per pass)
     if rlc_in or rlc_out:
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
@@ -608,8 +653,9 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
                     rlc_writes.append(write)
                     load = shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
                                                   rows_in=blk.rows_in, r=blk.r)][0]
-                    parts["overlap"] -= detached_saving(
-                        load, _LOAD_PASS_DECODE, 0 if early_ifmap(blk) and chunk else write)
+                    if not (fused_chunks(blk) and chunk):     # (no LOAD pass of its own)
+                        parts["overlap"] -= detached_saving(
+                            load, _LOAD_PASS_DECODE, 0 if early_ifmap(blk) and chunk else write)
                     chunk = (chunk + 1) % len(chunk_list)
         if rlc_out:
             dram["command"] += coded["out_commands"]
@@ -646,26 +692,34 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
-    runs = []              # (block, q of the next chunk or None, cycles) of every RUN pass
+    runs = []              # (block, q of the next chunk or None, cycles, fused) of every RUN pass
     if used_model == "exact":
         parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs,
                                            double_ifmap=overlap and double_ifmap,
-                                           reuse_rows=reuse_rows)
+                                           reuse_rows=reuse_rows, fuse_loads=fuse_loads)
     elif overlap and rlc_in:
         for blk in iter_blocks(layer, mapping):
             for ci, q in enumerate(chunk_list):
+                shape = PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
+                                  rows_in=blk.rows_in, r=blk.r)
+                fused = bool(ci) and fused_chunks(blk)
                 runs.append((blk, chunk_list[ci + 1] if ci + 1 < len(chunk_list) else None,
-                             shape_cycles[PassShape(nn=blk.nn, ee=blk.ee, t=blk.t, p=blk.p, q=q,
-                                                    rows_in=blk.rows_in, r=blk.r)][1]))
+                             shape_cycles[shape][1]
+                             + (_fused_extra(c, layer, shape) if fused else 0),
+                             _fused_filt_idle(c, layer, shape) if fused else None))
     if overlap:
         # each RUN pass beside the next chunk's filter WRITE, and with two ifmap regions its
         # ifmap WRITE (or WRITE_RLC) too
-        for i, (blk, q_next, run) in enumerate(runs):
-            write = _filter_write_cycles(c, layer, blk.t, blk.p, blk.r, q_next,
-                                         stream_words_per_cycle)
+        for i, (blk, q_next, run, filt_idle) in enumerate(runs):
+            fwrite = _filter_write_cycles(c, layer, blk.t, blk.p, blk.r, q_next,
+                                          stream_words_per_cycle)
+            iwrite = 0
             if early_ifmap(blk) and q_next is not None:
-                write += rlc_writes[i + 1] if rlc_in else ifmap_write_cycles(blk, q_next)
-            parts["overlap"] -= detached_saving(run, _RUN_PASS_DECODE, write)
+                iwrite = rlc_writes[i + 1] if rlc_in else ifmap_write_cycles(blk, q_next)
+            decode = _RUN_PASS_DECODE if filt_idle is None else _FUSED_PASS_DECODE
+            parts["overlap"] -= detached_saving(
+                run, decode, iwrite + fwrite + _filter_write_wait(decode, iwrite, fwrite,
+                                                                  filt_idle))
     if overlap and detach_reads and not rlc_in and not rlc_out:
         parts["overlap"] -= _read_overlap(c, layer, mapping, shape_cycles, used_model == "exact",
                                           stream_words_per_cycle, double_ifmap, reuse_rows,
@@ -798,13 +852,15 @@ def _filter_write_cycles(config, layer, t, p, r, q, stream_words_per_cycle):
 
 
 def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifmap=True,
-                     reuse_rows=True):
+                     reuse_rows=True, fuse_loads=True):
     """Cycles of every RUN pass of ``layer`` under ``mapping``, each stepped cycle by cycle
     (:func:`~rsaccel.sim.pass_timing.run_pass_cycles`) in stream order, carrying the output
     network's round-robin pointer from pass to pass. Distinct passes are simulated once
     (``cache``, a dict, may be shared between calls, of any layers and configurations).
     Returns ``(total, passes_simulated)``. The output network's pointer starts at 0 (reset).
-    ``passes``, a list, gets ``(block, q of the next chunk or None, cycles)`` for each pass.
+    ``passes``, a list, gets ``(block, q of the next chunk or None, cycles, filt_idle)`` for
+    each pass: ``filt_idle`` is None, or for a pass that loads its filters too
+    (:func:`~rsaccel.gen.compiler.fuses_load`) the cycle its filter reader is idle again.
     With ``double_ifmap`` a block's chunks alternate between its ifmap regions as the
     compiler's do (:func:`~rsaccel.gen.compiler.ifmap_regions`; the region changes which
     banks a pass reads, so it can change its cycles); ``reuse_rows`` orders the chunks as
@@ -816,16 +872,21 @@ def exact_run_cycles(config, layer, mapping, cache=None, passes=None, double_ifm
                              reuse_rows=reuse_rows))
     for i, cp in enumerate(order):
         blk, q, ci, ifmap_word = cp.blk, cp.q, cp.ci, cp.ifmap_word
+        fused = fuses_load(config, cp, fuse_loads)
         key = (config, layer, blk.nn, blk.ee, blk.rows_in, blk.t, blk.p, blk.r, blk.h, q,
-               ci == 0, last, ifmap_word)
+               ci == 0, last, ifmap_word, fused)
         if key not in cache:
             program = run_pass_program(config, layer, blk, q, first_chunk=ci == 0,
-                                       last_chunk=ci == cp.chunks - 1, ifmap_word=ifmap_word)
-            cache[key] = run_pass_cycles(config, layer, program, blk.t, blk.ee, last, r=blk.r,
-                                         h=blk.h)
+                                       last_chunk=ci == cp.chunks - 1, ifmap_word=ifmap_word,
+                                       load=fused)
+            events = {}
+            cache[key] = (*run_pass_cycles(config, layer, program, blk.t, blk.ee, last,
+                                           r=blk.r, h=blk.h, events=events),
+                          events["filt_idle"])
             simulated += 1
-        cycles, last = cache[key]
+        cycles, last, filt_idle = cache[key]
         total += cycles
         if passes is not None:
-            passes.append((blk, order[i + 1].q if ci + 1 < cp.chunks else None, cycles))
+            passes.append((blk, order[i + 1].q if ci + 1 < cp.chunks else None, cycles,
+                           filt_idle))
     return total, simulated

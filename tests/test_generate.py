@@ -147,7 +147,7 @@ int main(void) {{
     assert lines[0] == "rows 3 2"
     assert lines[1] == "status_error 4 15"
     assert lines[2] == "sync 5"
-    assert lines[3] == "version 7"
+    assert lines[3] == "version 8"
     # written out by hand (hw/accelerator.py's register order): control, soft_reset,
     # clear_counters, irq_clear, status, sync_count, timeout; 3 x 4 PEs
     assert lines[4] == "fixed 0 10 18 c"
