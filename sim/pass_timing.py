@@ -70,6 +70,18 @@ class _Reader:
         return self.active or self.pending is not None or bool(self.fifo)
 
 
+def _offer(reader, dests, delivered, ready):
+    """A multicast network this cycle: ``(head, taken, accept)`` for the value at the head of
+    ``reader``'s FIFO (None if empty), the destinations that take it now (``ready(d)``,
+    those not yet ``delivered``), and whether that completes it."""
+    head = reader.fifo[0] if reader.fifo else None
+    if head is None:
+        return None, set(), False
+    waiting = [d for d in dests[head] if d not in delivered]
+    taken = {d for d in waiting if ready(d)}
+    return head, taken, len(taken) == len(waiting)
+
+
 def _array_setup(config, layer, t, ee, r, h):
     rows, cols = config.rows, config.cols
     enable = [[False] * cols for _ in range(rows)]
@@ -250,53 +262,33 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
         in_push |= psum_taken
         psum_accept = psum_head is not None and psum_valid <= psum_taken
         # ifmap network
+        def ifmap_ready(d):
+            if not (running[d] and wpos[d] < row_len):
+                return False
+            if wmod[d] >= S:
+                return True                 # a position no window uses: dropped
+            if not ahead[d]:
+                keep = out_f[d] * U + min(cur_s[d], U) + window
+            elif out_f[d] == F - 1:
+                # the next row's positions enter the slots the row's last window has
+                # finished with
+                keep = window - S + cur_s[d]
+            else:
+                keep = 0
+            return wpos[d] < keep
         ir = readers["ifmap"]
-        ifmap_head = ir.fifo[0] if ir.fifo else None
-        ifmap_taken = set()
-        ifmap_accept = False
-        if ifmap_head is not None:
-            outstanding = False
-            for d in dests["ifmap"][ifmap_head]:
-                if d in delivered["ifmap"]:
-                    continue
-                ready = False
-                if running[d] and wpos[d] < row_len:
-                    needed = wmod[d] < S
-                    if not ahead[d]:
-                        keep = out_f[d] * U + min(cur_s[d], U) + window
-                    elif out_f[d] == F - 1:
-                        # the next row's positions enter the slots the row's last window
-                        # has finished with
-                        keep = window - S + cur_s[d]
-                    else:
-                        keep = 0
-                    ready = (not needed) or wpos[d] < keep
-                if ready:
-                    ifmap_taken.add(d)
-                else:
-                    outstanding = True
-            ifmap_accept = not outstanding
+        ifmap_head, ifmap_taken, ifmap_accept = _offer(ir, dests["ifmap"], delivered["ifmap"],
+                                                       ifmap_ready)
+
         # filter network (LOAD_RUN): a PE takes a transfer when its held one is empty or
         # writes its last value now, unless that value is the command's last
+        def filt_ready(d):
+            if fg == 1:
+                return loading[d]
+            return loading[d] and (fhold[d] == 0 or (fhold[d] == 1 and fload[d] != pqs - 1))
         fr = readers["filt"]
-        filt_head = fr.fifo[0] if fr.fifo else None
-        filt_taken = set()
-        filt_accept = False
-        if filt_head is not None:
-            outstanding = False
-            for d in dests["filt"][filt_head]:
-                if d in delivered["filt"]:
-                    continue
-                if fg == 1:
-                    ready = loading[d]
-                else:
-                    ready = loading[d] and (fhold[d] == 0 or (fhold[d] == 1
-                                                               and fload[d] != pqs - 1))
-                if ready:
-                    filt_taken.add(d)
-                else:
-                    outstanding = True
-            filt_accept = not outstanding
+        filt_head, filt_taken, filt_accept = _offer(fr, dests["filt"], delivered["filt"],
+                                                    filt_ready)
         # output writer and output network
         w_ready = w_active and w_remaining != 0
         take = gather_valid and w_ready
