@@ -27,7 +27,7 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
            "filter_blocks", "run_sizes", "read_beside_next", "set_columns", "set_offset",
-           "filter_block_shape", "fuses_load"]
+           "filter_block_shape", "fuses_load", "can_fuse_loads"]
 
 # The stream's encodings come from the hardware's own layouts and enums (one definition).
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, READ_DETACH_BIT, Opcode, PassFlag
@@ -481,8 +481,13 @@ def fuses_load(config, cp, fuse_loads=True):
     zero skipping, and only with filter groups (``filter_group > 1``): with one value a
     transfer the cycle model is not yet exact for such passes (a few cycles a pass short),
     so those configurations keep a LOAD pass."""
-    return (fuse_loads and not config.zero_skipping and config.filter_group > 1
-            and len(cp.regions) > 1 and cp.ci > 0)
+    return can_fuse_loads(config, fuse_loads) and len(cp.regions) > 1 and cp.ci > 0
+
+
+def can_fuse_loads(config, fuse_loads=True):
+    """Whether ``config`` (with ``fuse_loads`` asked for) fuses any loads: no zero skipping,
+    and filter groups (:func:`fuses_load`)."""
+    return fuse_loads and not config.zero_skipping and config.filter_group > 1
 
 
 def iter_passes(config, layer, mapping, *, double_ifmap=True, reuse_rows=True):

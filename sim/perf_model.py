@@ -31,7 +31,8 @@ from ..gen.compiler import (Block, Layer, LayerError, Mapping, block_layout, pad
                             channel_set_problem, filter_row_elements, ifmap_chunk_words,
                             ifmap_regions, iter_blocks, iter_chunks, iter_passes,
                             read_beside_next, reused_blocks, run_pass_program, run_sizes,
-                            filter_block_shape, fuses_load, set_columns, set_offset)
+                            can_fuse_loads, filter_block_shape, fuses_load, set_columns,
+                            set_offset)
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
@@ -540,7 +541,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
 
     def fused_chunks(blk):
         """Whether ``blk``'s chunks after the first load their filters in their RUN pass."""
-        return fuse_loads and not c.zero_skipping and early_ifmap(blk)
+        return can_fuse_loads(c, fuse_loads) and early_ifmap(blk)
 
     def ifmap_write_cycles(blk, q):
         return _cycles_per_words(1 + ifmap_chunk_words(c, layer, blk.nn, blk.r, q, blk.rows_in),

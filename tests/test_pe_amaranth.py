@@ -260,24 +260,26 @@ ERROR_COMMANDS = {
 @pytest.mark.parametrize("code", sorted(ERROR_COMMANDS))
 def test_invalid_command_sets_error_and_is_dropped(code):
     # a valid job whose RUN follows an invalid command must still be right, and the error
-    # code is the one of the invalid command
-    case = make_pe_case(TINY, 5)
-    base = dict(pe_commands(TINY, case)[1])
+    # code is the one of the invalid command. Op 3 is LOAD_RUN, a bad op only where zero
+    # skipping rules it out
+    config = TINY.replace(zero_skipping=True) if code == "BAD_OP" else TINY
+    case = make_pe_case(config, 5)
+    base = dict(pe_commands(config, case)[1])
     bad = dict(base, **ERROR_COMMANDS[code])
     if code == "BAD_OP":
         bad["op"] = "LOAD_FILTERS"
-    layout = PECommand(TINY)
-    load, run = pe_commands(TINY, case)
+    layout = PECommand(config)
+    load, run = pe_commands(config, case)
     packed_bad = pack_command(layout, bad)
     if code == "BAD_OP":
         packed_bad |= 3 << layout["op"].offset
-    dut = ProcessingElement(TINY)
+    dut = ProcessingElement(config)
     rng = random.Random(5)
     result = {}
 
     async def bench(ctx):
         await send_stream(ctx, dut.cmd, [pack_command(layout, load)], rng)
-        await send_stream(ctx, dut.filt, filter_words(TINY, case.filters), rng)
+        await send_stream(ctx, dut.filt, filter_words(config, case.filters), rng)
         await send_stream(ctx, dut.cmd, [packed_bad], rng)
         await ctx.tick()
         result["error"] = ctx.get(dut.error)
@@ -289,12 +291,12 @@ def test_invalid_command_sets_error_and_is_dropped(code):
 
     async def feed_psum(ctx):
         if case.psum_in is not None:
-            await send_stream(ctx, dut.psum_in, psum_in_words(TINY, case), rng)
+            await send_stream(ctx, dut.psum_in, psum_in_words(config, case), rng)
 
     async def collect(ctx):
-        out = await receive_stream(ctx, dut.psum_out, psum_transfers(TINY, case), rng,
+        out = await receive_stream(ctx, dut.psum_out, psum_transfers(config, case), rng,
                                    max_cycles=20000)
-        result["out"] = psum_out_from_words(TINY, case, [item.as_bits() for item in out])
+        result["out"] = psum_out_from_words(config, case, [item.as_bits() for item in out])
         result["final_error"] = ctx.get(dut.error)
 
     sim = Simulator(dut)
@@ -306,7 +308,7 @@ def test_invalid_command_sets_error_and_is_dropped(code):
     sim.run()
     assert result["error"] == PEError[code]
     assert result["busy"] == 0
-    assert np.array_equal(result["out"], expected_psum_out(case, TINY.acc_width))
+    assert np.array_equal(result["out"], expected_psum_out(case, config.acc_width))
     assert result["final_error"] == PEError[code]   # sticky until CLEAR
 
 
