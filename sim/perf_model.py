@@ -297,14 +297,16 @@ def _fused_filt_idle(config, layer, shape):
                                                  shape.p * shape.q * layer.S)
 
 
-def _filter_write_wait(decode, iwrite, fwrite, filt_idle):
-    """Cycles the filter WRITE after a RUN pass waits for the pass's filter reader: its words
-    go into the filter banks only from ``filt_idle`` on (None: no wait). The pass's decoding
-    ends ``decode`` cycles after its header, then the ifmap WRITE (``iwrite`` cycles) and
-    the filter WRITE header go first."""
-    if filt_idle is None or not fwrite:
-        return 0
-    return max(0, filt_idle - (decode + iwrite + 1))
+def _run_pass_saving(run, filt_idle, iwrite, fwrite):
+    """Cycles a detached RUN pass of ``run`` cycles saves beside the WRITEs after it: the
+    next chunk's ifmap WRITE (``iwrite`` cycles, 0 if none), then its filter WRITE
+    (``fwrite``). ``filt_idle`` is None, or for a pass that loads its filters too the cycle
+    its filter reader is idle: the filter WRITE's words wait for it (they go into the filter
+    banks), after the pass's longer decoding, the ifmap WRITE and the filter WRITE header."""
+    if filt_idle is None:
+        return detached_saving(run, _RUN_PASS_DECODE, iwrite + fwrite)
+    wait = max(0, filt_idle - (_FUSED_PASS_DECODE + iwrite + 1)) if fwrite else 0
+    return detached_saving(run, _FUSED_PASS_DECODE, iwrite + fwrite + wait)
 
 
 def _cycles_per_words(words, per_cycle):
@@ -622,15 +624,14 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             # its ifmap WRITE too (estimated RUN passes; WRITE_RLCs: below)
             for (q, q_next, first), per_block in run_followers.items():
                 shape = PassShape(nn=nn, ee=ee, t=t, p=p, q=q, rows_in=rows_in, r=r)
-                run = shape_cycles[shape][1]
-                decode, filt_idle = _RUN_PASS_DECODE, None
+                run, filt_idle = shape_cycles[shape][1], None
                 if fused_chunks(class_blk) and not first:
                     run += _fused_extra(c, layer, shape)
-                    decode, filt_idle = _FUSED_PASS_DECODE, _fused_filt_idle(c, layer, shape)
+                    filt_idle = _fused_filt_idle(c, layer, shape)
                 fwrite = _filter_write_cycles(c, layer, t, p, r, q_next, stream_words_per_cycle)
                 iwrite = ifmap_write_cycles(class_blk, q_next) if early and q_next else 0
-                write = iwrite + fwrite + _filter_write_wait(decode, iwrite, fwrite, filt_idle)
-                parts["overlap"] -= mult * per_block * detached_saving(run, decode, write)
+                parts["overlap"] -= mult * per_block * _run_pass_saving(run, filt_idle, iwrite,
+                                                                        fwrite)
     rlc_writes = []        # each WRITE_RLC's cycles, in stream order (one per pass)
     if rlc_in or rlc_out:
         coded = rlc_stream(c, layer, mapping, ifmap=ifmap, ofmap=ofmap,
@@ -693,7 +694,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     if zeros.exact:
         counts = {k: int(round(v)) for k, v in counts.items()}
 
-    runs = []              # (block, q of the next chunk or None, cycles, fused) of every RUN pass
+    runs = []    # (block, q of the next chunk or None, cycles, filt_idle) of every RUN pass
     if used_model == "exact":
         parts["run"], _ = exact_run_cycles(c, layer, mapping, cache=pass_cache, passes=runs,
                                            double_ifmap=overlap and double_ifmap,
@@ -717,10 +718,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
             iwrite = 0
             if early_ifmap(blk) and q_next is not None:
                 iwrite = rlc_writes[i + 1] if rlc_in else ifmap_write_cycles(blk, q_next)
-            decode = _RUN_PASS_DECODE if filt_idle is None else _FUSED_PASS_DECODE
-            parts["overlap"] -= detached_saving(
-                run, decode, iwrite + fwrite + _filter_write_wait(decode, iwrite, fwrite,
-                                                                  filt_idle))
+            parts["overlap"] -= _run_pass_saving(run, filt_idle, iwrite, fwrite)
     if overlap and detach_reads and not rlc_in and not rlc_out:
         parts["overlap"] -= _read_overlap(c, layer, mapping, shape_cycles, used_model == "exact",
                                           stream_words_per_cycle, double_ifmap, reuse_rows,
