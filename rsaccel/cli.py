@@ -369,8 +369,11 @@ def build_parser():
                      help="ifmap (N, C, H, W), weights (M, C/groups, R, S), bias (M,)")
     run.add_argument("--out", required=True, metavar="OUT.npz",
                      help="where the ofmap (N, M, E, F) goes; OUT.json gets the counters")
-    run.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
-                     help="Verilog simulator (default: verilator)")
+    run.add_argument("--sim", choices=["verilator", "icarus", "verilator-cpp"],
+                     default="verilator",
+                     help="Verilog simulator: cocotb under Verilator or Icarus, or Verilator "
+                          "with a C++ testbench (verilator-cpp: the same run, with no Python "
+                          "in the clock loop; far faster on large arrays) (default: verilator)")
     run.add_argument("--seed", type=int, default=0,
                      help="seed of the random stream stalls (default: 0)")
     run.add_argument("--stall", type=float, default=0.0,

@@ -1,8 +1,8 @@
 """Host runtime: run a layer on the generated accelerator in simulation and decode the result.
 
 ``run_layer`` maps and compiles the layer (:mod:`rsaccel.gen.compiler`), streams it through the
-accelerator's Verilog under cocotb (Verilator or Icarus; one build per configuration, reused),
-reads the performance counters over AXI4-Lite and returns the ofmap with everything measured.
+accelerator's Verilog under cocotb (Verilator or Icarus) or under Verilator with a C++
+testbench (``verilator-cpp``; one build per configuration and backend, reused), reads the performance counters over AXI4-Lite and returns the ofmap with everything measured.
 """
 
 import json
@@ -17,7 +17,12 @@ from ..gen.compiler import (_check_fits, check_rlc, compile_layer, plan_mapping,
                             unpack_outputs)
 
 __all__ = ["LayerResult", "AcceleratorError", "check_tensors", "run_layer", "pick_mapping",
-           "MAPPERS", "CORE_ERRORS"]
+           "MAPPERS", "CORE_ERRORS",
+           "RUN_SIMULATORS"]
+
+#: ``run_layer`` backends: cocotb under Verilator or Icarus, or Verilator with the C++
+#: testbench of :mod:`rsaccel.sim.verilator_native` (same job, far faster on large arrays).
+RUN_SIMULATORS = ("verilator", "icarus", "verilator-cpp")
 
 #: Core error codes (rsaccel.hw.core.CoreError) by value.
 CORE_ERRORS = {0: "NONE", 1: "BAD_OPCODE", 2: "PE_ERROR", 3: "NO_DESTINATION", 4: "TIMEOUT",
@@ -82,10 +87,15 @@ def pick_mapping(config, layer, mapper="energy", ifmap=None, refine=1):
     return choose_mapping(config, layer, objective=mapper, ifmap=ifmap, refine=refine)[0]
 
 
+def build_registers(build):
+    """The register map of the Verilog ``build`` simulates, from its manifest."""
+    return json.loads((build.build_dir / "manifest.json").read_text())["registers"]
+
+
 def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", build_root=None,
               seed=0, stall=0.0, timeout=1 << 20, max_cycles=50_000_000, mapper="energy",
               mapping=None, rlc_in=False, rlc_out=False, refine=1):
-    """Run ``layer`` on the accelerator of ``config`` under ``simulator``.
+    """Run ``layer`` on the accelerator of ``config`` under ``simulator`` (:data:`RUN_SIMULATORS`).
 
     The mapping is ``mapping`` if given, else the one ``mapper`` picks (:func:`pick_mapping`,
     with ``refine``).
@@ -97,9 +107,13 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
     ValueError for bad tensors, :class:`AcceleratorError` if the hardware reports an error.
     """
     from .cocotb_tb.runner import build_block
+    from .verilator_native import NATIVE_SIMULATOR, build_native
 
     from .perf_model import model_layer
 
+    if simulator not in RUN_SIMULATORS:
+        raise ValueError(f"Simulator must be one of {', '.join(RUN_SIMULATORS)}, "
+                         f"not {simulator!r}")
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
     _check_fits(config, layer)     # a layer the array cannot hold is refused first
@@ -121,21 +135,27 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
                              rlc_out=rlc_out)
     # absolute: the simulator runs in its own working directory
     build_root = Path(build_root or Path.cwd() / "build" / "sim").resolve()
-    build = build_block(config, simulator, build_root, block="accelerator")
-    # the register map of the Verilog just generated, from its manifest
-    registers = json.loads((build.build_dir / "manifest.json").read_text())["registers"]
-    with tempfile.TemporaryDirectory(dir=build.build_dir) as tmp:
-        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps({
-            "words": compiled.words, "expect_frames": compiled.frames + 1,
-            "stall": stall, "seed": seed, "timeout": timeout, "max_cycles": max_cycles,
-            "registers": registers,
-        }))
+    job = {"expect_frames": compiled.frames + 1, "stall": stall, "seed": seed,
+           "timeout": timeout, "max_cycles": max_cycles}
+    if simulator == NATIVE_SIMULATOR:
+        build = build_native(config, build_root)
+        registers = build_registers(build)
         start = time.time()
-        build.run("rsaccel.sim.cocotb_tb.accel_tb", test_dir=tmp,
-                  extra_env={"RSACCEL_JOB": str(job_path), "RSACCEL_RESULT": str(result_path)})
+        result = build.run(compiled.words, registers=registers, **job)
         wall = time.time() - start
-        result = json.loads(result_path.read_text())
+    else:
+        build = build_block(config, simulator, build_root, block="accelerator")
+        registers = build_registers(build)
+        with tempfile.TemporaryDirectory(dir=build.build_dir) as tmp:
+            job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+            job_path.write_text(json.dumps({"words": compiled.words, "registers": registers,
+                                            **job}))
+            start = time.time()
+            build.run("rsaccel.sim.cocotb_tb.accel_tb", test_dir=tmp,
+                      extra_env={"RSACCEL_JOB": str(job_path),
+                                 "RSACCEL_RESULT": str(result_path)})
+            wall = time.time() - start
+            result = json.loads(result_path.read_text())
     regs = result["registers"]
     error = (regs.get("status", 0) >> 4) & 0xF
     if error:
