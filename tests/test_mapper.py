@@ -283,13 +283,33 @@ def test_map_layer_table_and_json(tmp_path, capsys):
     check_mapping(TINY, Layer(N=1, C=4, M=8, H=8, W=8, R=3, S=3, pad=1), mp)
 
 
+@pytest.mark.slow
 def test_map_network(capsys):
-    # the estimate keeps this fast (the exact model steps every distinct pass of 8 layers)
+    # AlexNet on eyeriss, with the estimate: over two minutes (test_map_network_file is CI's)
     assert main(["map", "--network", "alexnet", "--batch", "4", "--cycle-model",
                  "estimate"]) == 0
     out = capsys.readouterr().out.splitlines()
     names = [line.split("|")[1].strip() for line in out[2:]]
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8", "total"]
+
+
+def test_map_network_file(tmp_path, capsys):
+    # a network file of a conv, a repeated conv and an FC layer on tiny: one row each, in order,
+    # and a total whose MACs count the repeat
+    path = tmp_path / "net.json"
+    layers = [dict(name="c1", N=2, C=3, M=4, H=8, W=8, R=3, S=3, pad=1),
+              dict(name="c2", N=2, C=4, M=4, H=8, W=8, R=3, S=3, pad=1, repeat=2),
+              dict(name="fc", N=2, C=4, M=6, H=3, W=3, R=3, S=3)]
+    path.write_text(json.dumps(layers))
+    assert main(["map", "--preset", "tiny", "--network", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in report["layers"]] == ["c1", "c2", "fc"]
+    macs = [2 * 4 * 64 * 3 * 9, 2 * 4 * 64 * 4 * 9, 2 * 6 * 4 * 9]
+    assert [row["macs"] for row in report["layers"]] == macs
+    assert main(["map", "--preset", "tiny", "--network", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = [line.split("|")[1].strip() for line in out[2:]]
+    assert names == ["c1", "c2", "fc", "total"]
 
 
 @pytest.mark.parametrize("argv, message", [
