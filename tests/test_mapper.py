@@ -295,7 +295,7 @@ def test_map_network(capsys):
 
 def test_map_network_file(tmp_path, capsys):
     # a network file of a conv, a repeated conv and an FC layer on tiny: one row each, in order,
-    # and a total whose MACs count the repeat
+    # each with its own layer's MACs (one instance of the repeated one), and a total row
     path = tmp_path / "net.json"
     layers = [dict(name="c1", N=2, C=3, M=4, H=8, W=8, R=3, S=3, pad=1),
               dict(name="c2", N=2, C=4, M=4, H=8, W=8, R=3, S=3, pad=1, repeat=2),
