@@ -122,6 +122,51 @@ def _parse_report(target, report):
     return resources, (min(achieved) if achieved else None)
 
 
+def critical_path(report):
+    """Summary of the worst register-to-register path of a nextpnr ``--report`` JSON, or None.
+
+    Returns ``{"delay_ns", "logic_ns", "routing_ns", "from", "to", "sources"}``: the path's
+    total, logic and routing delays, its start and end cells, and the HDL source lines its
+    nets come from (in path order, each once; the part after the last ``rsaccel/``-style
+    package directory only, so the report holds no absolute paths). Paths to or from
+    ``<async>`` (pins) are skipped.
+    """
+    paths = [p for p in report.get("critical_paths", [])
+             if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")]
+    if not paths:
+        return None
+    steps = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
+    sources = []
+    for step in steps:
+        for src in step.get("sources", []):
+            rel = _project_relative(src)
+            if rel and rel not in sources:
+                sources.append(rel)
+    return {
+        "delay_ns": round(sum(s["delay"] for s in steps), 2),
+        "logic_ns": round(sum(s["delay"] for s in steps if s["type"] in ("logic", "clk-to-q",
+                                                                         "setup")), 2),
+        "routing_ns": round(sum(s["delay"] for s in steps if s["type"] == "routing"), 2),
+        "from": steps[0]["from"]["cell"],
+        "to": steps[-1]["to"]["cell"],
+        "sources": sources,
+    }
+
+
+def _project_relative(src):
+    """``hw/pe.py:111`` for ``/any/checkout/hw/pe.py:111`` (None for files outside rsaccel's
+    packages, such as Yosys's techmap libraries)."""
+    parts = src.replace("\\", "/").split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in _PACKAGE_DIRS and i + 1 < len(parts):
+            return "/".join(parts[i:])
+    return None
+
+
+#: The source directories of the ``rsaccel`` packages (``rsaccel.hw`` lives in ``hw/`` ...).
+_PACKAGE_DIRS = ("hw", "boards", "gen", "sim", "rsaccel")
+
+
 def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print,
                 keep_bitstream=True):
     """Build ``config`` for ``target`` once per seed; return the measured results.
@@ -164,10 +209,16 @@ def build_board(target, config, build_dir, *, seeds=(1,), name="top", log=print,
         resources, fmax = _parse_report(target, report)
         runs.append({"seed": seed, "resources": resources, "fmax_mhz": fmax,
                      "timing_met": fmax is not None and fmax >= target.target_hz / 1e6,
+                     "critical_path": critical_path(report),
                      "wall_seconds": round(time.time() - start, 1)})
         fmax_text = f"{fmax:.1f} MHz" if fmax is not None else "not reported"
         log(f"{target.name}: seed {seed}: Fmax {fmax_text}, "
             + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in resources.items()))
+        path = runs[-1]["critical_path"]
+        if path:
+            log(f"{target.name}: seed {seed}: critical path {path['delay_ns']} ns "
+                f"({path['logic_ns']} logic, {path['routing_ns']} routing) from {path['from']} "
+                f"to {path['to']} through {', '.join(path['sources']) or '-'}")
         if keep_bitstream and len(runs) == 1:
             ext = "bit" if target.family == "ecp5" else "bin"
             shutil.copy(seed_dir / f"{name}.{ext}", build_dir / f"{name}.{ext}")

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, exact_log2
 
 from ..config import require_config
+from .tree import shift_add_product
 from .gather import SourcedLayout
 from .glb import WriteClient
 from .loop_nest import ADDR_WIDTH
@@ -133,8 +134,8 @@ class OutputWriter(wiring.Component):
             m.d.sync += s1_valid.eq(take)
         with m.If(take):
             m.d.sync += [
-                s1_addr.eq(job.base[:ew] + src.row * job.row_step[:ew]
-                           + src.col * job.col_step[:ew] + counts[index]),
+                s1_addr.eq(job.base[:ew] + shift_add_product(job.row_step[:ew], src.row)
+                           + shift_add_product(job.col_step[:ew], src.col) + counts[index]),
                 s1_values.eq(stored),
                 s1_final.eq(job.final),
                 counts[index].eq(counts[index] + g),

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from ..config import require_config
+from .tree import shift_add_product
 
 __all__ = ["PEOp", "PEError", "PECommand", "PEDecoded", "decode_pe_command", "PECounters",
            "PEEvents", "PsumGroup", "FilterGroup", "ProcessingElement"]
@@ -109,16 +110,20 @@ def decode_pe_command(m, config, cmd):
     """
     cfg = config
     dec = Signal(PEDecoded(cfg))
-    c_qs = cmd.q * cmd.s
-    c_pqs = cmd.p * c_qs
-    c_ring = cmd.window * cmd.q
+    # narrow products as LUT logic (a DSP multiplier's delay, twice in series for p*q*S,
+    # limited small arrays' clock)
+    c_qs = shift_add_product(cmd.q, cmd.s)
+    c_pqs = shift_add_product(c_qs, cmd.p)
+    c_ring = shift_add_product(cmd.window, cmd.q)
     # LOAD_RUN only without zero skipping (whose sequencer passes zeros as soon as it runs)
     load_run = C(0) if cfg.zero_skipping else cmd.op == PEOp.LOAD_RUN
     is_run = (cmd.op == PEOp.RUN) | load_run
     m.d.comb += [
         dec.qs.eq(c_qs), dec.pqs.eq(c_pqs), dec.ring.eq(c_ring),
-        dec.row_len.eq((cmd.width - 1) * cmd.stride + cmd.s),
-        dec.win_step.eq((cmd.stride % Mux(cmd.window == 0, 1, cmd.window)) * cmd.q),
+        dec.row_len.eq(shift_add_product((cmd.width - 1)[:len(cmd.width)], cmd.stride)
+                       + cmd.s),
+        dec.win_step.eq(shift_add_product(cmd.q,
+                                          cmd.stride % Mux(cmd.window == 0, 1, cmd.window))),
         dec.keep_step.eq(Mux(cmd.stride + 1 > cmd.s, cmd.stride + 1 - cmd.s, 0)),
     ]
     with m.If((cmd.op != PEOp.LOAD_FILTERS) & ~is_run & (cmd.op != PEOp.CLEAR)):

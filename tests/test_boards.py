@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rsaccel.boards.build import _parse_report, log_utilisation, run_from_log, summarise
+from rsaccel.boards.build import critical_path, _parse_report, log_utilisation, run_from_log, summarise
 from rsaccel.boards.report import markdown_table
 from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
 from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
@@ -183,3 +183,24 @@ ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICEST
     assert resources["luts"] == {"used": 16059, "available": 5280}
     assert resources["brams"] == {"used": 20, "available": 30}
     assert resources["dsps"] == {"used": 4, "available": 8}
+
+
+def test_critical_path_summary():
+    # a cut-down nextpnr --report: the clock's worst path, and a path to a pin (skipped)
+    step = {"delay": 0.5, "type": "clk-to-q", "from": {"cell": "a"}, "to": {"cell": "a"}}
+    report = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            step,
+            {"delay": 1.25, "type": "routing", "from": {"cell": "a"}, "to": {"cell": "m"},
+             "sources": ["/some/checkout/hw/pe.py:111", "/share/lattice/cells_map.v:10"]},
+            {"delay": 3.75, "type": "logic", "from": {"cell": "m"}, "to": {"cell": "m"}},
+            {"delay": 2.0, "type": "routing", "from": {"cell": "m"}, "to": {"cell": "b"},
+             "sources": ["C:\\work\\hw\\pe_array.py:217", "/x/hw/pe.py:111"]},
+            {"delay": 0.5, "type": "setup", "from": {"cell": "b"}, "to": {"cell": "b"}}]},
+        {"from": "posedge clk", "to": "<async>", "path": [
+            {"delay": 30.0, "type": "routing", "from": {"cell": "c"}, "to": {"cell": "pin"},
+             "sources": ["/y/boards/targets.py:1"]}]}]}
+    assert critical_path(report) == {
+        "delay_ns": 8.0, "logic_ns": 4.75, "routing_ns": 3.25, "from": "a", "to": "b",
+        "sources": ["hw/pe.py:111", "hw/pe_array.py:217"]}
+    assert critical_path({"critical_paths": []}) is None
