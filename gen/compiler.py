@@ -33,7 +33,7 @@ __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "c
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS, READ_DETACH_BIT, Opcode, PassFlag
 from ..hw.loop_nest import NestDescriptor
 from ..hw.output_writer import OutputDescriptor
-from ..hw.pe import PECommand, PEOp
+from ..hw.pe import MAX_PE_ROWS, PECommand, PEOp
 from ..hw.pe_array import ArrayConfigWrite, ArrayTarget, PsumSource
 
 PSUM_GIN, PSUM_BELOW, PSUM_ZERO = (PsumSource.GIN.value, PsumSource.BELOW.value,
@@ -211,7 +211,7 @@ def plan_mapping(config, layer):
     e = min(layer.E, config.cols)
     while e > 1 and (e - 1) * layer.stride + layer.R > (1 << config.noc_id_width):
         e -= 1
-    n = layer.N
+    n = min(layer.N, MAX_PE_ROWS)
     data_words = config.glb_banks * config.glb_bank_depth
     filter_words = config.filter_region_words
     while True:
@@ -850,6 +850,9 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     problem = channel_set_problem(layer, mp)
     if problem:
         raise LayerError(f"Mapping {mp}: {problem}")
+    if mp.n > MAX_PE_ROWS:
+        raise LayerError(f"Mapping {mp}: n={mp.n} exceeds the {MAX_PE_ROWS} rows a PE "
+                         f"command convolves")
     c = config
     dw = c.data_width
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes

@@ -59,6 +59,13 @@ class PEError(enum.Enum, shape=3):
     BAD_WINDOW = 7
 
 
+#: Bits of a PE command's ``rows`` field: a RUN convolves at most 255 rows (images of the
+#: pass's batch); the mapper splits larger batches over passes (a wider field cost two 16-bit
+#: down-counters and their compares in every PE).
+PE_ROWS_WIDTH = 8
+MAX_PE_ROWS = (1 << PE_ROWS_WIDTH) - 1
+
+
 def PECommand(config):
     """Layout of a PE command for ``config``.
 
@@ -76,7 +83,7 @@ def PECommand(config):
         "q": bits_for(config.ifmap_spad_depth),
         "stride": bits_for(config.max_stride),
         "width": bits_for(config.max_ofmap_width),
-        "rows": 16,
+        "rows": PE_ROWS_WIDTH,
         "psum_in_en": 1,
         "window": bits_for(config.ifmap_spad_depth),
     })
@@ -224,7 +231,8 @@ class ProcessingElement(wiring.Component):
     Storage
     -------
     The three spads are ``amaranth.lib.memory`` memories: the filter spad with a synchronous
-    read port (its read is the first pipeline stage, so it can be a block RAM), the ifmap spad
+    read port (its read is the first pipeline stage, so it can be a block RAM; with
+    ``config.filter_spad_block_ram`` it asks synthesis for one), the ifmap spad
     (value and zero flag) and the psum spad each with one asynchronous read port and one write
     port, which FPGA flows map to distributed (LUT) RAM instead of registers and read
     multiplexers. Their contents are not reset; every entry is written before it is read.
@@ -333,7 +341,8 @@ class ProcessingElement(wiring.Component):
 
         # --- storage ------------------------------------------------------------------------
         m.submodules.filter_spad = filter_spad = memory.Memory(
-            shape=signed(dw), depth=cfg.filter_spad_depth, init=[])
+            shape=signed(dw), depth=cfg.filter_spad_depth, init=[],
+            attrs={"ram_style": "block"} if cfg.filter_spad_block_ram else None)
         filt_wr = filter_spad.write_port()
         filt_rd = filter_spad.read_port()
         # ifmap spad: value and its zero flag; one write port, one asynchronous read port
@@ -361,7 +370,7 @@ class ProcessingElement(wiring.Component):
         q_reg = Signal(slot_w)
         u_reg = Signal(bits_for(cfg.max_stride))
         f_reg = Signal(bits_for(cfg.max_ofmap_width))
-        rows_left = Signal(16)
+        rows_left = Signal(PE_ROWS_WIDTH)
         psum_in_en = Signal()
         # the fields' last indices, so the sequencers compare with registers, not subtractors
         s_last, q_last, p_last = Signal.like(s_reg), Signal.like(q_reg), Signal.like(p_reg)
@@ -442,7 +451,7 @@ class ProcessingElement(wiring.Component):
         in_groups = Signal(range(max_groups + 1))  # transfers per output
         in_k = Signal(range(max_groups + 1))
         in_f = Signal(bits_for(cfg.max_ofmap_width))
-        in_rows = Signal(16)
+        in_rows = Signal(PE_ROWS_WIDTH)
 
         running = Signal()
         load_active = Signal()         # the filter loader takes the filt stream this cycle

@@ -39,7 +39,8 @@ _INT_RANGES = {
     "psum_fifo_depth": (0, 256),
 }
 
-_BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec", "ifmap_lookahead")
+_BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec", "ifmap_lookahead",
+                "filter_spad_block_ram")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +84,12 @@ class AccelConfig:
         sharing a multicast ifmap value do not wait for each other at every row's end). Costs
         about 130 ECP5 LUT4 per 8-bit PE (a row-ahead flag, its acceptance limit and the
         ring's row-to-row advance); without it the ring refills after each row.
+    filter_spad_block_ram : bool
+        Ask synthesis to put each PE's filter spad in a block RAM (the memory carries
+        ``ram_style = "block"``, which Yosys and Vivado honour) instead of LUT RAM. Its read is
+        synchronous either way, so behaviour and timing do not change. On FPGAs with block RAMs
+        to spare this saves the spad's LUT RAM and read mux: about 120 ECP5 LUT4 per 8-bit PE
+        with a 64-entry spad, for one of the ECP5-85F's 208 DP16KD.
     max_stride : int
         Largest convolution stride the PE sequencer supports.
     max_ofmap_width : int
@@ -139,6 +146,7 @@ class AccelConfig:
     zero_gating: bool = True
     zero_skipping: bool = False
     ifmap_lookahead: bool = True
+    filter_spad_block_ram: bool = False
     max_stride: int = 12
     max_ofmap_width: int = 256
     counter_width: int = 48
@@ -330,13 +338,13 @@ PRESETS = {
     # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. To save area their PEs' psum FIFOs
     # hold 2 transfers instead of a window's worth, and their ifmap rings refill after each row.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
-    # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer.
+    # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer, each PE's filter spad in a block RAM.
     "ulx3s-85f": AccelConfig(rows=8, cols=8, data_width=8, acc_width=24, filter_spad_depth=64,
                              ifmap_spad_depth=12, psum_spad_depth=8, glb_banks=8,
                              glb_bank_depth=512, glb_filter_banks=1, rlc_codec=False,
                              max_stride=4, max_ofmap_width=64, counter_width=32,
                              noc_id_width=4, psum_group=1, psum_fifo_depth=2,
-                             ifmap_lookahead=False),
+                             ifmap_lookahead=False, filter_spad_block_ram=True),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
     # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,

@@ -681,7 +681,8 @@ def test_filter_groups_bit_exact_and_modelled(name, group):
 #: after each row (as the board presets do); psum FIFOs of a window's worth (``tiny``) or of 2.
 PE_RING_FIFO = {"no_lookahead": TINY.replace(ifmap_lookahead=False),
                 "fifo2": TINY.replace(psum_fifo_depth=2),
-                "board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=2)}
+                "board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=2),
+                "fifo1_board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=1)}
 
 
 @pytest.mark.parametrize("variant", sorted(PE_RING_FIFO))

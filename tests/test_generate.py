@@ -196,3 +196,19 @@ def test_headers_of_overlapping_names_do_not_collide(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert subprocess.run([str(tmp_path / "both")]).returncode == 0
+
+
+@pytest.mark.parametrize("block_ram", [False, True])
+def test_filter_spad_block_ram_hint(block_ram):
+    # filter_spad_block_ram marks each PE's filter spad (and only it) for block RAM in the
+    # Verilog a synthesis flow reads; without it no memory carries a RAM-style hint
+    import re
+    from amaranth.back import verilog
+    from rsaccel.hw.pe import ProcessingElement
+    config = PRESETS["tiny"].replace(filter_spad_block_ram=block_ram)
+    text = verilog.convert(ProcessingElement(config, predecoded=True), name="pe",
+                           emit_src=False)
+    hinted = re.findall(r'\(\* ram_style = "block" \*\)\s*reg \[\d+:0\] (\w+) \[', text)
+    assert hinted == (["filter_spad"] if block_ram else [])
+    assert "ram_style" not in text if not block_ram else text.count("ram_style") == 1
+    assert PRESETS["ulx3s-85f"].filter_spad_block_ram and not PRESETS["eyeriss"].filter_spad_block_ram

@@ -117,6 +117,23 @@ def test_buffer_limit_is_named():
         check_mapping(TINY, layer, Mapping(e=1, t=1, p=1, q=1, n=64, active_pes=3))
 
 
+def test_batches_above_a_pe_commands_rows_are_split():
+    # a PE command convolves at most 255 rows (images of a pass): a 1 x 1 layer of 600
+    # images, whose rows fit the buffer many times over, maps with n <= 255, and n = 256 is
+    # refused by the mapper and by the compiler
+    layer = Layer(N=600, C=1, M=1, H=1, W=1, R=1, S=1)
+    eyeriss = preset("eyeriss")
+    candidates = candidate_mappings(eyeriss, layer)
+    assert candidates and max(mp.n for mp in candidates) == 200     # 600 in three blocks
+    assert plan_mapping(eyeriss, layer).n <= 255
+    big = Mapping(e=1, t=1, p=1, q=1, n=256, active_pes=1)
+    with pytest.raises(LayerError, match="n=256 exceeds the 255 rows a PE command convolves"):
+        check_mapping(eyeriss, layer, big)
+    x, w, b = layer_tensors(eyeriss, layer, seed=0)
+    with pytest.raises(LayerError, match="n=256 exceeds the 255 rows a PE command convolves"):
+        compile_layer(eyeriss, layer, x, w, b, big)
+
+
 def test_impossible_layer_is_explained():
     with pytest.raises(LayerError, match="R=4 exceeds the array height rows=3"):
         candidate_mappings(TINY, Layer(N=1, C=1, M=1, H=8, W=8, R=4, S=3))
