@@ -1,6 +1,6 @@
 """Markdown tables of board build results (from :func:`rsaccel.boards.build.build_board`)."""
 
-__all__ = ["markdown_table"]
+__all__ = ["markdown_table", "critical_path_lines"]
 
 
 def _used(resources, key):
@@ -28,3 +28,18 @@ def markdown_table(results):
             f"| {len(r['runs'])} | {r['target_mhz']:.0f} "
             f"| {'yes' if f and f['min'] >= r['target_mhz'] else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def critical_path_lines(result):
+    """Markdown list of each seed's critical path (see
+    :func:`rsaccel.boards.build.critical_path`); empty if no run reported one."""
+    lines = []
+    for run in result["runs"]:
+        path = run.get("critical_path")
+        if not path:
+            continue
+        sources = ", ".join(f"`{s}`" for s in path["sources"]) or "no rsaccel source line"
+        lines.append(f"- seed {run['seed']}: {path['delay_ns']} ns ({path['logic_ns']} ns "
+                     f"logic, {path['routing_ns']} ns routing) from `{path['from']}` to "
+                     f"`{path['to']}`, through {sources}")
+    return "\n".join(["", "Critical paths:", ""] + lines) + "\n" if lines else ""

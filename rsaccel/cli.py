@@ -316,9 +316,9 @@ def _cmd_build(args):
     try:
         result = build_board(target, config, out, seeds=range(1, args.seeds + 1),
                              log=lambda text: print(text, file=sys.stderr))
-        from .boards.report import markdown_table
+        from .boards.report import critical_path_lines, markdown_table
         (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out / "report.md").write_text(markdown_table([result]))
+        (out / "report.md").write_text(markdown_table([result]) + critical_path_lines(result))
     except LayerError as exc:   # the self-test's built-in layer cannot run on this config
         raise UsageError(f"the board self-test layer cannot run on this configuration: "
                          f"{exc}") from None

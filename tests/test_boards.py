@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from rsaccel.boards.build import critical_path, _parse_report, log_utilisation, run_from_log, summarise
-from rsaccel.boards.report import markdown_table
+from rsaccel.boards.report import critical_path_lines, markdown_table
 from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
 from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board
 from rsaccel.cli import main
@@ -204,3 +204,8 @@ def test_critical_path_summary():
         "delay_ns": 8.0, "logic_ns": 4.75, "routing_ns": 3.25, "from": "a", "to": "b",
         "sources": ["hw/pe.py:111", "hw/pe_array.py:217"]}
     assert critical_path({"critical_paths": []}) is None
+    lines = critical_path_lines({"runs": [{"seed": 3, "critical_path": critical_path(report)},
+                                          {"seed": 4, "critical_path": None}]})
+    assert lines.splitlines()[-1] == ("- seed 3: 8.0 ns (4.75 ns logic, 3.25 ns routing) from "
+                                      "`a` to `b`, through `hw/pe.py:111`, `hw/pe_array.py:217`")
+    assert "seed 4" not in lines and critical_path_lines({"runs": [{"seed": 1}]}) == ""
