@@ -126,7 +126,10 @@ class AccelConfig:
         of an array do not hold each other up when the networks serve them in turn (a shallow
         output FIFO lets the top PEs of the columns the output network serves last fall a
         little further behind every window). Smaller depths save about
-        ``2 * acc_width * psum_group`` flip-flops (or LUT RAM bits) per PE and entry.
+        ``2 * acc_width * psum_group`` flip-flops (or LUT RAM bits) per PE and entry. A depth
+        of 1 makes each FIFO a single register (no memory, the cheapest on FPGAs: about 217
+        ECP5 LUTs a PE fewer than a depth of 2), but a full one-entry FIFO takes nothing in
+        the cycle it is read, so each passes at most one transfer every other cycle.
     """
 
     rows: int = 12
