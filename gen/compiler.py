@@ -22,7 +22,7 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem",
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem", "batch_rows_problem",
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",
@@ -166,6 +166,14 @@ def channel_set_problem(layer, mapping):
     if r > 1 and U >= R and mapping.n > 1:
         return (f"r={r} with stride U={U} >= R={R} needs n=1 (the ifmap nest has no level "
                 f"left for images)")
+    return None
+
+
+def batch_rows_problem(mapping):
+    """Why ``mapping``'s images per pass (``n``) exceed what a PE command's ``rows`` field
+    holds, or None."""
+    if mapping.n > MAX_PE_ROWS:
+        return f"n={mapping.n} exceeds the {MAX_PE_ROWS} rows a PE command convolves"
     return None
 
 
@@ -847,12 +855,9 @@ def compile_layer(config, layer, ifmap, weights, bias, mapping=None, *, rlc_in=F
     layer.validate()
     check_rlc(config, rlc_in, rlc_out)
     mp = mapping or plan_mapping(config, layer)
-    problem = channel_set_problem(layer, mp)
+    problem = channel_set_problem(layer, mp) or batch_rows_problem(mp)
     if problem:
         raise LayerError(f"Mapping {mp}: {problem}")
-    if mp.n > MAX_PE_ROWS:
-        raise LayerError(f"Mapping {mp}: n={mp.n} exceeds the {MAX_PE_ROWS} rows a PE "
-                         f"command convolves")
     c = config
     dw = c.data_width
     lanes, ppw = c.lanes, c.lanes // c.psum_lanes

@@ -20,10 +20,10 @@ it, so no candidate just pads more); :func:`choose_mapping` scores each with
 
 import math
 
-from .compiler import (LayerError, Mapping, _buffer_words, _check_fits, buffer_split,
-                       channel_set_problem)
-from ..sim.perf_model import ZeroStats, model_layer
+from .compiler import (LayerError, Mapping, _buffer_words, _check_fits, batch_rows_problem,
+                       buffer_split, channel_set_problem)
 from ..hw.pe import MAX_PE_ROWS
+from ..sim.perf_model import ZeroStats, model_layer
 
 __all__ = ["OBJECTIVES", "check_mapping", "candidate_mappings", "choose_mapping",
            "mapping_buffer_split"]
@@ -93,8 +93,9 @@ def _first_broken_limit(c, layer, mp):
         return problem
     if mp.n > layer.N:
         return f"n={mp.n} exceeds the batch N={layer.N}"
-    if mp.n > MAX_PE_ROWS:
-        return f"n={mp.n} exceeds the {MAX_PE_ROWS} rows a PE command convolves"
+    problem = batch_rows_problem(mp)
+    if problem:
+        return problem
     if mp.q > cg:
         return f"q={mp.q} exceeds the channels per group C/groups={cg}"
     if (mp.t - 1) * mp.p >= mg:
@@ -148,7 +149,7 @@ def candidate_mappings(config, layer):
                     if (t - 1) * p >= mg:
                         continue
                     for e in _balanced_sizes(layer.E, c.cols // h):
-                        for n in _balanced_sizes(layer.N, min(layer.N, MAX_PE_ROWS)):
+                        for n in _balanced_sizes(layer.N, MAX_PE_ROWS):
                             mp = Mapping(e=e, t=t, p=p, q=q, n=n, r=r, h=h,
                                          active_pes=t * r * R * e)
                             try:

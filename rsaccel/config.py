@@ -88,8 +88,9 @@ class AccelConfig:
         Ask synthesis to put each PE's filter spad in a block RAM (the memory carries
         ``ram_style = "block"``, which Yosys and Vivado honour) instead of LUT RAM. Its read is
         synchronous either way, so behaviour and timing do not change. On FPGAs with block RAMs
-        to spare this saves the spad's LUT RAM and read mux: about 120 ECP5 LUT4 per 8-bit PE
-        with a 64-entry spad, for one of the ECP5-85F's 208 DP16KD.
+        to spare this saves the spad's LUT RAM and read mux, for one of the ECP5-85F's 208
+        DP16KD per PE: with an 8-bit, 64-entry spad about 120 ECP5 LUTs for a PE synthesised
+        alone, about 30 a PE in the 2 x 4 ULX3S board top.
     max_stride : int
         Largest convolution stride the PE sequencer supports.
     max_ofmap_width : int
@@ -339,7 +340,8 @@ PRESETS = {
     # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
     # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,
     # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. To save area their PEs' psum FIFOs
-    # hold 2 transfers instead of a window's worth, and their ifmap rings refill after each row.
+    # hold 2 transfers (1 on the ULX3S) instead of a window's worth, and their ifmap rings
+    # refill after each row.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
     # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer, each PE's filter spad in a block RAM,
     # psum FIFOs of one transfer (in flip-flops: about 217 ECP5 LUTs a PE fewer than FIFOs of
