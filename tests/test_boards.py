@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rsaccel.boards.build import critical_path, _parse_report, log_utilisation, run_from_log, summarise
+from rsaccel.boards.build import (_parse_report, critical_path, log_utilisation, run_from_log,
+                                  summarise)
 from rsaccel.boards.report import critical_path_lines, markdown_table
 from rsaccel.boards.selftest import SelfTest, SelfTestProgram, selftest_program
 from rsaccel.boards.targets import BOARDS, BoardError, BoardTop, board

@@ -211,4 +211,5 @@ def test_filter_spad_block_ram_hint(block_ram):
     hinted = re.findall(r'\(\* ram_style = "block" \*\)\s*reg \[\d+:0\] (\w+) \[', text)
     assert hinted == (["filter_spad"] if block_ram else [])
     assert "ram_style" not in text if not block_ram else text.count("ram_style") == 1
-    assert PRESETS["ulx3s-85f"].filter_spad_block_ram and not PRESETS["eyeriss"].filter_spad_block_ram
+    assert (PRESETS["ulx3s-85f"].filter_spad_block_ram
+            and not PRESETS["eyeriss"].filter_spad_block_ram)
