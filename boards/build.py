@@ -75,13 +75,24 @@ def _platform(target, constrain_hz):
     return platform
 
 
+#: Yosys selection of the global buffer's bank read ports (the elaborated GlobalBuffer is the
+#: module whose hierarchical name ends in ``.glb``).
+GLB_READ_PORTS = "*.glb/t:$memrd_v2"
+#: Yosys commands run after reading the design: the global buffer never reads and writes one
+#: word of a bank in one cycle (hw/glb.py holds such a read back), so what the RAM would
+#: return then is marked as undefined and Yosys does not build a read-during-write bypass
+#: (64 flip-flops and a 64-bit multiplexer per bank) around each block RAM.
+SCRIPT_AFTER_READ = f"setparam -set COLLISION_X_MASK 1'1 {GLB_READ_PORTS}"
+
+
 def prepare_board(target, config, *, name="top", seed=1):
     """The Amaranth build plan for ``target`` and ``config`` (elaborates; runs no tool)."""
     from .targets import BoardTop
     platform = _platform(target, target.target_hz)
     top = BoardTop(target, config)
     # a design that misses the target still gets its bitstream and report: Fmax says by how much
-    options = {"nextpnr_opts": f"--seed {seed} --report {name}_report.json --timing-allow-fail"}
+    options = {"nextpnr_opts": f"--seed {seed} --report {name}_report.json --timing-allow-fail",
+               "script_after_read": SCRIPT_AFTER_READ}
     if target.family == "ice40":
         options["synth_opts"] = "-dsp"     # multipliers into the UP5K's SB_MAC16 blocks
     return platform.build(top, name=name, do_build=False, **options)

@@ -37,6 +37,7 @@ HARDWARE_PARAMETERS = {
     "param_rlc_codec": lambda c: int(c.rlc_codec),
     "param_psum_group": lambda c: c.psum_group,
     "param_filter_group": lambda c: c.filter_group,
+    "param_perf_counters": lambda c: int(c.perf_counters),
 }
 
 

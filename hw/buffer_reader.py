@@ -31,8 +31,8 @@ class BufferReader(wiring.Component):
 
     Latency and back-pressure
     -------------------------
-    Up to one element per cycle. A global-buffer read is issued only when the 4-entry output FIFO
-    is sure to have room for its data, so back-pressure on ``o`` or a lost bank arbitration
+    Up to one element per cycle. A global-buffer read is issued only when the output FIFO
+    (``reader_fifo_depth`` entries) is sure to have room for its data, so back-pressure on ``o`` or a lost bank arbitration
     just delays the nest (a wide element is taken only in a cycle where all its words are
     granted); nothing is dropped. ``busy`` stays high until the last value left.
 
@@ -46,8 +46,6 @@ class BufferReader(wiring.Component):
         ``shape`` is ``signed(value_width)``, or the group's array layout with ``group``.
     busy : Out(1)
     """
-
-    FIFO_DEPTH = 4
 
     def __init__(self, config, *, element_lanes, value_width, group=None, words=1):
         require_config(config)
@@ -95,7 +93,7 @@ class BufferReader(wiring.Component):
         wiring.connect(m, wiring.flipped(self.desc), nest.desc)
         layout = TaggedLayout(cfg.noc_id_width, self._shape)
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=layout.size,
-                                                         depth=self.FIFO_DEPTH)
+                                                         depth=cfg.reader_fifo_depth)
 
         point = nest.o.payload
         pending = Signal()                       # a read was granted last cycle
@@ -103,7 +101,7 @@ class BufferReader(wiring.Component):
         pending_row = Signal(cfg.noc_id_width)
         pending_col = Signal(cfg.noc_id_width)
         room = Signal()
-        m.d.comb += room.eq(out_fifo.level + pending < self.FIFO_DEPTH)
+        m.d.comb += room.eq(out_fifo.level + pending < cfg.reader_fifo_depth)
         clients = [self.glb, *(self.glb_more if self._words > 1 else [])]
         granted = Signal()
         m.d.comb += granted.eq(Cat(cl.grant for cl in clients).all())

@@ -64,7 +64,10 @@ class GlobalBuffer(wiring.Component):
     Latency and back-pressure
     -------------------------
     Read data arrives one cycle after the grant. A write is performed in its grant cycle. A read
-    and a write of the same word in one cycle return the old data.
+    of the word a write is granted in the same cycle is not granted (it retries and returns the
+    new data), so no bank ever sees a read and a write of one word in one cycle: what a RAM
+    returns then need not be modelled, and the board builds tell Yosys so (which saves each
+    bank's read-during-write bypass, 64 flip-flops and a 64-bit multiplexer).
 
     Parameters
     ----------
@@ -103,11 +106,18 @@ class GlobalBuffer(wiring.Component):
         def bank_of(addr):
             return addr[offset_bits:]
 
-        # reads: fixed priority per bank
-        for i, client in enumerate(self.rd):
+        # writes: fixed priority per bank
+        for i, client in enumerate(self.wr):
             conflict = Cat(other.req & (bank_of(other.addr) == bank_of(client.addr))
-                           for other in self.rd[:i])
-            grant = client.req & ~conflict.any() if i else client.req
+                           for other in self.wr[:i])
+            m.d.comb += client.grant.eq(client.req & ~conflict.any() if i else client.req)
+
+        # reads: fixed priority per bank; a read of the word being written waits a cycle
+        for i, client in enumerate(self.rd):
+            conflict = Cat([other.req & (bank_of(other.addr) == bank_of(client.addr))
+                            for other in self.rd[:i]]
+                           + [writer.grant & (writer.addr == client.addr) for writer in self.wr])
+            grant = client.req & ~conflict.any()
             m.d.comb += client.grant.eq(grant)
             granted_bank = Signal(range(max(nbanks, 2)), name=f"rd{i}_bank")
             m.d.sync += client.data_valid.eq(grant)
@@ -122,11 +132,6 @@ class GlobalBuffer(wiring.Component):
                 with m.If(client.grant & (bank_of(client.addr) == b)):
                     m.d.comb += [rd_port.addr.eq(client.addr[:offset_bits]), rd_port.en.eq(1)]
 
-        # writes: fixed priority per bank
-        for i, client in enumerate(self.wr):
-            conflict = Cat(other.req & (bank_of(other.addr) == bank_of(client.addr))
-                           for other in self.wr[:i])
-            m.d.comb += client.grant.eq(client.req & ~conflict.any() if i else client.req)
         for b, (_, wr_port) in enumerate(banks):
             for client in reversed(self.wr):
                 with m.If(client.grant & (bank_of(client.addr) == b)):

@@ -95,12 +95,14 @@ class PEArray(wiring.Component):
         Per-PE counters, row-major.
     totals : Out(PECounters(config))
         The PE counters summed over the array, two cycles behind the PEs' increments
-        (cleared with the PEs' CLEAR command by ``clear_totals``).
+        (cleared with the PEs' CLEAR command by ``clear_totals``); always 0 without
+        ``perf_counters``.
     clear_totals : In(1)
         Zero ``totals``.
     settling : Out(1)
         Increments are still on their way into ``totals`` (at most two cycles after the last
         PE event); the core's SYNC waits for it, so counters read after a SYNC are final.
+        Always 0 without ``perf_counters``.
     """
 
     def __init__(self, config):
@@ -274,7 +276,7 @@ class PEArray(wiring.Component):
         # second register, then accumulated, so the totals trail the PEs by two cycles (the
         # increments of the issue logic do not have to cross the array and the tree in one)
         pending = []
-        for name in PE_COUNTER_NAMES:
+        for name in PE_COUNTER_NAMES if cfg.perf_counters else ():
             total = self.totals[name]
             seen = []
             for idx, pe in enumerate(flat):

@@ -37,10 +37,12 @@ _INT_RANGES = {
     "psum_group": (1, 64),
     "filter_group": (1, 64),
     "psum_fifo_depth": (0, 256),
+    "reader_fifo_depth": (1, 16),
+    "output_fifo_depth": (1, 16),
 }
 
 _BOOL_FIELDS = ("zero_gating", "zero_skipping", "rlc_codec", "ifmap_lookahead",
-                "filter_spad_block_ram")
+                "filter_spad_block_ram", "perf_counters")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +99,12 @@ class AccelConfig:
         Largest number of outputs in one PE row (sizes the PE position counters).
     counter_width : int
         Width of every performance counter (they wrap).
+    perf_counters : bool
+        Build the performance counters (the core's event counters and the PE array's totals of
+        the PEs' MACs, gated MACs and stalls). Without them the counter registers stay in the
+        register map and read 0, ``param_perf_counters`` reads 0, the host runtime returns no
+        counters, and a SYNC does not wait the two cycles the totals trail the PEs by. Saves
+        their flip-flops and adders: about 700 iCE40 logic cells with 16-bit counters.
     noc_id_width : int
         Width of the per-layer row and column IDs of the multicast networks (and of their tags).
     psum_group : int
@@ -131,6 +139,16 @@ class AccelConfig:
         of 1 makes each FIFO a single register (no memory, the cheapest on FPGAs: about 217
         ECP5 LUTs a PE fewer than a depth of 2), but a full one-entry FIFO takes nothing in
         the cycle it is read, so each passes at most one transfer every other cycle.
+    reader_fifo_depth : int
+        Entries of each buffer reader's output FIFO (filter, ifmap and psum readers). A reader
+        issues a global-buffer read only when its FIFO is sure to have room for the data, so
+        below 2 a reader delivers at most one element every other cycle. Each entry costs an
+        element's flip-flops (no LUT RAM: the FIFO is read combinationally).
+    output_fifo_depth : int
+        Entries of the core's output-stream FIFO (READ data and SYNC markers, ``stream_width +
+        1`` bits each, in flip-flops). A READ issues a global-buffer read only while the words
+        queued and in flight are fewer than this, so only 4 (the default) or more sustain a
+        word a cycle while ``m_axis_tready`` is high; smaller depths slow READs down.
     """
 
     rows: int = 12
@@ -158,6 +176,9 @@ class AccelConfig:
     psum_group: int = 2
     filter_group: int = 1
     psum_fifo_depth: int = 0
+    perf_counters: bool = True
+    reader_fifo_depth: int = 4
+    output_fifo_depth: int = 4
 
     def __post_init__(self):
         for name, (lo, hi) in _INT_RANGES.items():
@@ -353,13 +374,18 @@ PRESETS = {
                              noc_id_width=4, psum_group=1, psum_fifo_depth=1,
                              ifmap_lookahead=False, filter_spad_block_ram=True),
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
-    # the smallest useful core: 1 x 1 PE, a small global buffer and 16-bit counters.
+    # the smallest useful core, cut down to fit: 1 x 1 PE, one 1 KiB data bank and one 1 KiB
+    # filter bank (a 64-bit bank takes 4 block RAMs at any depth up to 256; one data bank
+    # makes the crossbar smaller), one-entry psum, reader and output FIFOs (each reader then
+    # delivers at most one element every other cycle) and no performance counters. The UP5K
+    # has no LUT RAM, so every FIFO entry is flip-flops.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
-                              ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=2,
-                              glb_bank_depth=64, glb_filter_banks=1, rlc_codec=False,
-                              max_stride=2, max_ofmap_width=16, counter_width=16,
-                              noc_id_width=2, psum_group=1, psum_fifo_depth=2,
-                              ifmap_lookahead=False),
+                              ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=1,
+                              glb_bank_depth=128, glb_filter_banks=1, rlc_codec=False,
+                              max_stride=2, max_ofmap_width=8, counter_width=16,
+                              noc_id_width=1, psum_group=1, psum_fifo_depth=1,
+                              ifmap_lookahead=False, perf_counters=False,
+                              reader_fifo_depth=1, output_fifo_depth=1),
 }
 
 

@@ -25,7 +25,6 @@ caches results per distinct pass.
 from collections import deque
 
 from ..gen.compiler import array_config_writes
-from ..hw.buffer_reader import BufferReader
 from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 from ..hw.pe import PEOp, ProcessingElement
 from ..hw.pe_array import ArrayTarget, PsumSource
@@ -35,7 +34,7 @@ __all__ = ["run_pass_cycles"]
 
 # Facts of the RTL the model relies on (checked against the RTL by the tests that compare
 # this model's cycles with the simulated core's):
-_READER_FIFO_DEPTH = BufferReader.FIFO_DEPTH
+# a reader requests only while its FIFO (reader_fifo_depth entries) has room for the data
 # During a RUN pass only the ifmap reader (global-buffer read client 1) and the psum reader
 # (client 2) read, and only the output writer writes, so the ifmap reader wins a bank both
 # ask for and the writer never waits (hw/core.py, hw/glb.py).
@@ -59,10 +58,11 @@ class _Reader:
         self.active = False
         self.pending = None         # tag of the read granted last cycle
         self.fifo = deque()
+        self.fifo_depth = config.reader_fifo_depth
 
     def request(self):
         """Bank requested this cycle, or None."""
-        if self.active and len(self.fifo) + (self.pending is not None) < _READER_FIFO_DEPTH:
+        if self.active and len(self.fifo) + (self.pending is not None) < self.fifo_depth:
             return self.banks[self.idx]
         return None
 

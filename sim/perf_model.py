@@ -38,10 +38,13 @@ from ..hw.core import NEST_WORDS, OUTPUT_WORDS
 __all__ = ["EnergyCosts", "LayerModel", "COUNT_NAMES", "zero_probability", "model_layer",
            "pass_cycles", "load_transfer_cycles", "PassShape", "ZeroStats", "block_classes",
            "energy_breakdown", "rlc_stream", "rlc_words_expected", "exact_run_cycles",
-           "CYCLE_MODELS"]
+           "CYCLE_MODELS", "EXACT_MIN_FIFO_DEPTH"]
 
 #: How :func:`model_layer` times RUN passes.
 CYCLE_MODELS = ("exact", "estimate")
+#: The cycles are exact only with buffer-reader and output FIFOs of at least this many entries
+#: (the defaults): they keep every reader and READ at an element or word a cycle.
+EXACT_MIN_FIFO_DEPTH = 4
 
 #: Counters the model predicts exactly (the RTL's, less the cycle and stall counters).
 COUNT_NAMES = (
@@ -120,7 +123,8 @@ class LayerModel:
     cycle_parts: dict
     passes: int
     energy: dict = field(default_factory=dict)
-    #: how the RUN passes were timed: ``"exact"`` or ``"estimate"`` (see :func:`model_layer`)
+    #: ``"exact"`` when ``cycles`` is the RTL's with a stream that never stalls, otherwise
+    #: ``"estimate"`` (see :func:`model_layer`)
     cycle_model: str = "estimate"
 
     @property
@@ -479,7 +483,12 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     ``pass_cache`` shares them between calls), ``"estimate"`` takes each pass's bottleneck
     (:func:`pass_cycles`, microseconds; what the mapper ranks with). Zero skipping is always
     estimated (its issue order depends on the data). Everything else is costed exactly either
-    way, so with a stream that never stalls the exact model's cycles equal the RTL's.
+    way, so with a stream that never stalls the exact model's cycles equal the RTL's. With
+    buffer-reader or output FIFOs shallower than :data:`EXACT_MIN_FIFO_DEPTH` entries
+    (``reader_fifo_depth``, ``output_fifo_depth``) the RUN passes still follow the readers'
+    depth, but the LOAD passes and READs are costed at the full rate of deeper FIFOs, so the
+    cycles are too low (the tests check they never exceed the RTL's); the result's
+    ``cycle_model`` then says ``"estimate"``.
 
     ``overlap`` models the stream :func:`~rsaccel.gen.compiler.compile_layer` emits with the
     same argument: detached passes, so the ifmap WRITE (or WRITE_RLC) of a chunk runs beside
@@ -531,6 +540,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
         key = (q, chunk_list[i + 1] if i + 1 < len(chunk_list) else None, i == 0)
         run_followers[key] = run_followers.get(key, 0) + 1
     used_model = "estimate" if c.zero_skipping else cycle_model
+    shallow_fifos = min(c.reader_fifo_depth, c.output_fifo_depth) < EXACT_MIN_FIFO_DEPTH
     double_cache = {}
 
     def early_ifmap(blk):
@@ -726,7 +736,7 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     cycles = sum(parts.values()) + 1
     result = LayerModel(layer=layer, mapping=mapping, counts=counts, dram_words=dram,
                         cycles=int(cycles), cycle_parts=parts, passes=passes,
-                        cycle_model=used_model)
+                        cycle_model="estimate" if shallow_fifos else used_model)
     # global-buffer fills and drains in values: coded streams still move every value
     values = {"filter": dram["filter"] * c.lanes, "ifmap": dram["ifmap"] * c.lanes,
               "psum": (dram["bias"] + dram["ofmap"]) * c.lanes}

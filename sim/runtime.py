@@ -39,6 +39,7 @@ class AcceleratorError(RuntimeError):
 @dataclass
 class LayerResult:
     ofmap: np.ndarray
+    #: the performance counters read after the layer (empty without ``perf_counters``)
     counters: dict
     mapping: dict
     passes: int
@@ -170,7 +171,7 @@ def run_layer(config, layer, ifmap, weights, bias, *, simulator="verilator", bui
                                f"{result['stopped']}")
     ofmap = unpack_outputs(config, compiled, result["words"])
     from ..hw.core import CORE_COUNTER_NAMES
-    counters = {name: regs[name] for name in CORE_COUNTER_NAMES}
+    counters = {name: regs[name] for name in CORE_COUNTER_NAMES} if config.perf_counters else {}
     return LayerResult(ofmap=ofmap, counters=counters, mapping=mapping.as_dict(),
                        passes=compiled.passes, stream_words_in=len(compiled.words),
                        wall_seconds=wall, registers=regs,

@@ -1,5 +1,7 @@
 """Board targets: the self-test top under the Amaranth simulator, and every target elaborates."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -106,6 +108,25 @@ def test_board_target_elaborates(name, tmp_path):
         assert f"{target.target_hz:.1f} HZ" in constraints
     for led, number in target.leds:
         assert f"{led}_{number}__io" in files["top.il"]
+    # the collision-free marking reaches Yosys and selects the global buffer's bank read
+    # ports and nothing else (every other memory keeps its read-during-write behaviour)
+    from fnmatch import fnmatchcase
+    from rsaccel.boards.build import GLB_READ_PORTS, SCRIPT_AFTER_READ
+    script = files["top.ys"]
+    assert script.index(SCRIPT_AFTER_READ) > script.index("read_rtlil")
+    assert script.index(SCRIPT_AFTER_READ) < script.index("synth_")
+    module_pattern = GLB_READ_PORTS.split("/")[0]
+    read_ports = {}
+    for module in files["top.il"].split("\nmodule ")[1:]:
+        module_name = module.split("\n", 1)[0].strip().lstrip("\\")
+        memids = re.findall(r'cell \$memrd_v2 .*?MEMID "\\\\(\w+)"', module, flags=re.S)
+        if memids:
+            read_ports[module_name] = memids
+    selected = {mod: ids for mod, ids in read_ports.items() if fnmatchcase(mod, module_pattern)}
+    config = preset(name)
+    banks = config.glb_banks + config.glb_filter_banks
+    assert len(selected) == 1, selected
+    assert sorted(next(iter(selected.values()))) == sorted(f"bank{b}" for b in range(banks))
 
 
 def test_board_top_shows_selftest_on_leds():

@@ -696,3 +696,51 @@ def test_ring_and_fifo_variants_bit_exact_and_modelled(name, variant):
     layer, mapping, c = _bit_exact_and_modelled(PE_RING_FIFO[variant], name, seed=6)
     with_both = model_layer(TINY, layer, mapping).cycles
     assert c["cycles"] > with_both if name != "fc" else c["cycles"] >= with_both
+
+
+#: Buffer-reader and output FIFO depths: shallower than the default 4 (the iCEBreaker preset's
+#: 1) and deeper.
+FIFO_DEPTHS = {"reader1": TINY.replace(reader_fifo_depth=1),
+               "reader8": TINY.replace(reader_fifo_depth=8),
+               "output1": TINY.replace(output_fifo_depth=1),
+               "output2": TINY.replace(output_fifo_depth=2)}
+
+
+@pytest.mark.parametrize("variant", sorted(FIFO_DEPTHS))
+def test_fifo_depths_bit_exact_and_modelled(variant):
+    # bit-exact under stalls with every counter as modelled; without stalls the model's cycles
+    # are the RTL's when the FIFOs are at least EXACT_MIN_FIFO_DEPTH deep, and otherwise an
+    # estimate that is labelled so and below the RTL's (shallow FIFOs only cost cycles)
+    from rsaccel.sim.perf_model import EXACT_MIN_FIFO_DEPTH
+    config = FIFO_DEPTHS[variant]
+    name = "relu_shift_pad_multipass"
+    for stall in (0.3, 0.0):
+        layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
+            name, "simple", config, stall=stall, seed=7, max_cycles=400000)
+        assert state["error"] == CoreError.NONE
+        assert np.array_equal(unpack_outputs(config, compiled, words),
+                              reference(config, layer, x, w, b)), stall
+        c = state["counters"]
+        model = model_layer(config, layer, mapping, ifmap=x)
+        wrong = {k: (model.counts[k], c[k]) for k in COUNT_NAMES if model.counts[k] != c[k]}
+        assert not wrong, f"{variant}: model vs RTL {wrong}"
+    default = model_layer(TINY, layer, mapping, ifmap=x).cycles
+    if min(config.reader_fifo_depth, config.output_fifo_depth) >= EXACT_MIN_FIFO_DEPTH:
+        assert model.cycle_model == "exact"
+        assert model.cycles == c["cycles"] == default, (model.cycles, c["cycles"])
+    else:
+        assert model.cycle_model == "estimate"
+        assert model.cycles <= c["cycles"] and default < c["cycles"], (model.cycles,
+                                                                       c["cycles"])
+
+
+def test_without_perf_counters_layers_run_and_counters_read_zero():
+    # the counters and totals are not built: the layer is still bit-exact under stalls, every
+    # counter reads 0 (the same layer with counters counts MACs and cycles)
+    config = TINY.replace(perf_counters=False)
+    layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
+        "stride2_groups", "simple", config, stall=0.3, seed=8, max_cycles=400000)
+    assert state["error"] == CoreError.NONE
+    assert np.array_equal(unpack_outputs(config, compiled, words),
+                          reference(config, layer, x, w, b))
+    assert set(state["counters"].values()) == {0}, state["counters"]

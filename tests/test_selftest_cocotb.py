@@ -17,11 +17,13 @@ from rsaccel.sim.amaranth_tb import run_selftest
 from rsaccel.sim.cocotb_tb.runner import HDLBuild, build_verilog
 
 TINY = preset("tiny")
+#: tiny, and the iCEBreaker's preset (one PE, one-entry FIFOs, one data bank, no counters)
+CONFIGS = {"tiny": TINY, "icebreaker": preset("icebreaker")}
 TOP = "rsaccel_selftest"
 
 
-def _program(variant):
-    program = selftest_program(TINY)
+def _program(variant, config=TINY):
+    program = selftest_program(config)
     if variant == "golden":
         return program
     expected = list(program.expected)
@@ -30,16 +32,17 @@ def _program(variant):
     return SelfTestProgram(words=program.words, expected=tuple(expected))
 
 
-def _build(root, simulator, variant):
-    build_dir = root / f"selftest-{variant}-{simulator}"
+def _build(root, simulator, variant, config_name):
+    config = CONFIGS[config_name]
+    build_dir = root / f"selftest-{config_name}-{variant}-{simulator}"
     build_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(SelfTest(TINY, _program(variant), watchdog=4096), name=TOP,
+    text = verilog.convert(SelfTest(config, _program(variant, config), watchdog=4096), name=TOP,
                            emit_src=False)
     path = build_dir / f"{TOP}.v"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return HDLBuild(build_verilog(path, TOP, simulator, build_dir), build_dir, TOP, simulator,
-                    TINY)
+                    config)
 
 
 #: (simulator, variant) -> result: each simulation runs once per session (all these tests share
@@ -48,21 +51,23 @@ _RESULTS = {}
 GROUP = pytest.mark.xdist_group("hdl-selftest")
 
 
-def _run(root, simulator, variant, expect):
-    if (simulator, variant) in _RESULTS:
-        return _RESULTS[simulator, variant]
-    build = _build(root, simulator, variant)
+def _run(root, simulator, variant, expect, config_name="tiny"):
+    key = (config_name, simulator, variant)
+    if key in _RESULTS:
+        return _RESULTS[key]
+    build = _build(root, simulator, variant, config_name)
     result_path = build.build_dir / "result.json"
     build.run("rsaccel.sim.cocotb_tb.selftest_tb", test_dir=build.build_dir / "run",
               extra_env={"RSACCEL_RESULT": str(result_path), "RSACCEL_EXPECT": expect})
-    _RESULTS[simulator, variant] = json.loads(result_path.read_text())
-    return _RESULTS[simulator, variant]
+    _RESULTS[key] = json.loads(result_path.read_text())
+    return _RESULTS[key]
 
 
 @GROUP
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_selftest_passes(hdl_build_root, simulator):
-    result = _run(hdl_build_root, simulator, "golden", "pass")
+def test_selftest_passes(hdl_build_root, simulator, config_name):
+    result = _run(hdl_build_root, simulator, "golden", "pass", config_name)
     assert result["passed"] == 1 and result["mismatches"] == 0
 
 
@@ -73,11 +78,14 @@ def test_selftest_fails_on_wrong_expectation(hdl_build_root):
 
 
 @GROUP
-def test_simulators_agree(hdl_build_root):
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
+def test_simulators_agree(hdl_build_root, config_name):
     """Icarus, Verilator and Amaranth's simulator see the same cycle count and register
     read-back signature."""
-    results = {sim: _run(hdl_build_root, sim, "golden", "pass") for sim in ("icarus", "verilator")}
-    results["amaranth"] = run_selftest(TINY, _program("golden"), watchdog=4096)
+    results = {sim: _run(hdl_build_root, sim, "golden", "pass", config_name)
+               for sim in ("icarus", "verilator")}
+    config = CONFIGS[config_name]
+    results["amaranth"] = run_selftest(config, _program("golden", config), watchdog=4096)
     assert results["amaranth"]["passed"] == 1
     assert results["amaranth"]["cycles"] == results["icarus"]["cycles"]
     assert results["amaranth"]["readback"] == results["icarus"]["readback"]
