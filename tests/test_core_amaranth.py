@@ -698,12 +698,10 @@ def test_ring_and_fifo_variants_bit_exact_and_modelled(name, variant):
     assert c["cycles"] > with_both if name != "fc" else c["cycles"] >= with_both
 
 
-#: Buffer-reader and output FIFO depths: shallower than the default 4 (the iCEBreaker preset's
-#: 1) and deeper.
-FIFO_DEPTHS = {"reader1": TINY.replace(reader_fifo_depth=1),
-               "reader8": TINY.replace(reader_fifo_depth=8),
-               "output1": TINY.replace(output_fifo_depth=1),
-               "output2": TINY.replace(output_fifo_depth=2)}
+#: Buffer-reader and output FIFO depths: one entry (the iCEBreaker preset's) and deeper than
+#: the default 4.
+FIFO_DEPTHS = {"one_entry": TINY.replace(reader_fifo_depth=1, output_fifo_depth=1),
+               "deep": TINY.replace(reader_fifo_depth=8, output_fifo_depth=8)}
 
 
 @pytest.mark.parametrize("variant", sorted(FIFO_DEPTHS))
