@@ -361,8 +361,8 @@ PRESETS = {
     # (docs/results/boards.md). Both are int8 designs (8-bit data, 24-bit accumulators, the
     # usual FPGA inference precision) without the RLC codec: with 16-bit data and the codec,
     # 8 x 8 PEs need about 101 % of the ECP5-85F's LUTs. To save area their PEs' psum FIFOs
-    # hold 2 transfers (1 on the ULX3S) instead of a window's worth, and their ifmap rings
-    # refill after each row.
+    # hold one transfer instead of a window's worth, and their ifmap rings refill after each
+    # row.
     # ULX3S-85F (ECP5 LFE5U-85F: 84k LUTs, 156 18x18 multipliers, 208 18-kbit block RAMs):
     # 8 x 8 PEs, 8 x 4 KiB + 1 x 4 KiB global buffer, each PE's filter spad in a block RAM,
     # psum FIFOs of one transfer (in flip-flops: about 217 ECP5 LUTs a PE fewer than FIFOs of

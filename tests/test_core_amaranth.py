@@ -678,11 +678,10 @@ def test_filter_groups_bit_exact_and_modelled(name, group):
 
 
 #: The PE's ifmap ring: taking the next row during a row's last window (``tiny``) or refilling
-#: after each row (as the board presets do); psum FIFOs of a window's worth (``tiny``), of 2
-#: (the iCEBreaker preset) or of 1 (the ULX3S preset).
+#: after each row (as the board presets do); psum FIFOs of a window's worth (``tiny``), of 2,
+#: or of 1 (the board presets).
 PE_RING_FIFO = {"no_lookahead": TINY.replace(ifmap_lookahead=False),
                 "fifo2": TINY.replace(psum_fifo_depth=2),
-                "board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=2),
                 "fifo1_board_like": TINY.replace(ifmap_lookahead=False, psum_fifo_depth=1)}
 
 
