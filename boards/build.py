@@ -81,7 +81,8 @@ GLB_READ_PORTS = "*.glb/t:$memrd_v2"
 #: Yosys commands run after reading the design: the global buffer never reads and writes one
 #: word of a bank in one cycle (hw/glb.py holds such a read back), so what the RAM would
 #: return then is marked as undefined and Yosys does not build a read-during-write bypass
-#: (64 flip-flops and a 64-bit multiplexer per bank) around each block RAM.
+#: (about 150 flip-flops and a word-wide multiplexer per bank) around each block RAM. Each
+#: bank has one write port, so the mask is one bit.
 SCRIPT_AFTER_READ = f"setparam -set COLLISION_X_MASK 1'1 {GLB_READ_PORTS}"
 
 

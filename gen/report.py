@@ -59,7 +59,10 @@ def text_report(manifest):
             f"stream format version "
             f"{manifest['stream_format_version']}",
             f"registers       AXI4-Lite, 32-bit data, {len(regs)} registers in "
-            f"{map_bytes} bytes; {c['counter_width']}-bit performance counters; irq",
+            f"{map_bytes} bytes; "
+            + (f"{c['counter_width']}-bit performance counters"
+               if c.get("perf_counters", True) else "no performance counters (they read 0)")
+            + "; irq",
             "",
         ]
     ports = manifest["ports"]

@@ -31,10 +31,12 @@ class BufferReader(wiring.Component):
 
     Latency and back-pressure
     -------------------------
-    Up to one element per cycle. A global-buffer read is issued only when the output FIFO
-    (``reader_fifo_depth`` entries) is sure to have room for its data, so back-pressure on ``o`` or a lost bank arbitration
-    just delays the nest (a wide element is taken only in a cycle where all its words are
-    granted); nothing is dropped. ``busy`` stays high until the last value left.
+    Up to one element per cycle (one every third cycle with a one-entry FIFO, two every three
+    with two entries). A global-buffer read is issued only when the output FIFO
+    (``reader_fifo_depth`` entries) is sure to have room for its data, so back-pressure on
+    ``o`` or a lost bank arbitration just delays the nest (a wide element is taken only in a
+    cycle where all its words are granted); nothing is dropped. ``busy`` stays high until the
+    last value left.
 
     Attributes
     ----------

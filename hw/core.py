@@ -214,7 +214,7 @@ class AcceleratorCore(wiring.Component):
         ]
         read_pending = Signal()
         read_last_pending = Signal()
-        reads_in_flight = Signal(range(5))
+        reads_in_flight = Signal()   # a READ word granted last cycle
         m.d.sync += read_pending.eq(host_rd.grant)
         read_word = Signal(StreamWord(sw))
         m.d.comb += [read_word.data.eq(host_rd.data), read_word.last.eq(read_last_pending)]

@@ -58,8 +58,9 @@ class GlobalBuffer(wiring.Component):
     Word addresses run bank after bank; the filter banks come last. Which banks hold ifmaps and
     which hold psums is decided per layer by the addresses the controllers use. In each bank,
     one read and one write happen per cycle; clients that ask for the same bank in the same cycle
-    are served in index order (lower index first) and the others retry. Reads to different banks
-    proceed in parallel.
+    are served in index order (lower index first) and the others retry (a read held back by a
+    write of its word, below, still keeps the higher-index reads of its bank waiting). Reads to
+    different banks proceed in parallel.
 
     Latency and back-pressure
     -------------------------
@@ -67,7 +68,7 @@ class GlobalBuffer(wiring.Component):
     of the word a write is granted in the same cycle is not granted (it retries and returns the
     new data), so no bank ever sees a read and a write of one word in one cycle: what a RAM
     returns then need not be modelled, and the board builds tell Yosys so (which saves each
-    bank's read-during-write bypass, 64 flip-flops and a 64-bit multiplexer).
+    bank's read-during-write bypass: about 150 flip-flops and a word-wide multiplexer).
 
     Parameters
     ----------

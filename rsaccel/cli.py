@@ -145,17 +145,23 @@ def _cmd_run(args):
     report_path = out.with_suffix(".json")
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     c = result.counters
-    util = layer.macs / max(1, c["cycles"] * config.num_pes)
     print(f"layer {layer.N}x{layer.C}x{layer.H}x{layer.W} -> {layer.M}x{layer.E}x{layer.F}, "
           f"{layer.macs} MACs, mapping {result.mapping}")
-    print(f"cycles {c['cycles']} (busy {c['busy_cycles']}, stalled on input "
-          f"{c['stall_in_cycles']}, on output {c['stall_out_cycles']}), PE utilisation "
-          f"{util:.1%}, gated MACs {c['gated_macs']}, stream words in {c['words_in']} / out "
-          f"{c['words_out']}")
     predicted = result.model.get("cycles")
-    if predicted:
-        print(f"model: cycles {predicted} ({(predicted - c['cycles']) / c['cycles']:+.1%} against "
-              f"the RTL), energy {result.model['total_energy']:,.0f} MAC units")
+    if not c:
+        print("no performance counters (perf_counters = false)")
+        if predicted:
+            print(f"model: cycles {predicted} ({result.model['cycle_model']}), energy "
+                  f"{result.model['total_energy']:,.0f} MAC units")
+    else:
+        util = layer.macs / max(1, c["cycles"] * config.num_pes)
+        print(f"cycles {c['cycles']} (busy {c['busy_cycles']}, stalled on input "
+              f"{c['stall_in_cycles']}, on output {c['stall_out_cycles']}), PE utilisation "
+              f"{util:.1%}, gated MACs {c['gated_macs']}, stream words in {c['words_in']} / out "
+              f"{c['words_out']}")
+        if predicted:
+            print(f"model: cycles {predicted} ({(predicted - c['cycles']) / c['cycles']:+.1%} "
+                  f"against the RTL), energy {result.model['total_energy']:,.0f} MAC units")
     print(f"wrote {out} and {report_path}")
     return 0
 

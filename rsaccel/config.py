@@ -101,7 +101,7 @@ class AccelConfig:
         Width of every performance counter (they wrap).
     perf_counters : bool
         Build the performance counters (the core's event counters and the PE array's totals of
-        the PEs' MACs, gated MACs and stalls). Without them the counter registers stay in the
+        the PEs' MACs, gated MACs and spad accesses). Without them the counter registers stay in the
         register map and read 0, ``param_perf_counters`` reads 0, the host runtime returns no
         counters, and a SYNC does not wait the two cycles the totals trail the PEs by. Saves
         their flip-flops and adders: about 700 iCE40 logic cells with 16-bit counters.
@@ -140,15 +140,18 @@ class AccelConfig:
         ECP5 LUTs a PE fewer than a depth of 2), but a full one-entry FIFO takes nothing in
         the cycle it is read, so each passes at most one transfer every other cycle.
     reader_fifo_depth : int
-        Entries of each buffer reader's output FIFO (filter, ifmap and psum readers). A reader
-        issues a global-buffer read only when its FIFO is sure to have room for the data, so
-        below 2 a reader delivers at most one element every other cycle. Each entry costs an
-        element's flip-flops (no LUT RAM: the FIFO is read combinationally).
+        Entries of each buffer reader's output FIFO (filter, ifmap and psum readers; the RLC
+        path's element reader keeps 4). A reader issues a global-buffer read only while the
+        elements queued and in flight are fewer than this, and a written entry counts as
+        queued a cycle later, so one entry lets a reader deliver one element every third cycle
+        and two entries two every three cycles; the default 4 delivers one a cycle. Each entry
+        costs an element's bits of LUT RAM, or of flip-flops on FPGAs without LUT RAM (the
+        UP5K).
     output_fifo_depth : int
         Entries of the core's output-stream FIFO (READ data and SYNC markers, ``stream_width +
-        1`` bits each, in flip-flops). A READ issues a global-buffer read only while the words
-        queued and in flight are fewer than this, so only 4 (the default) or more sustain a
-        word a cycle while ``m_axis_tready`` is high; smaller depths slow READs down.
+        1`` bits each). A READ issues a global-buffer read by the same rule, so shallower FIFOs
+        slow READs down the same way; the default 4 sends a word a cycle while
+        ``m_axis_tready`` is high.
     """
 
     rows: int = 12
@@ -376,9 +379,9 @@ PRESETS = {
     # iCEBreaker (iCE40 UP5K: 5280 LUTs, 8 16x16 multipliers, 30 4-kbit block RAMs):
     # the smallest useful core, cut down to fit: 1 x 1 PE, one 1 KiB data bank and one 1 KiB
     # filter bank (a 64-bit bank takes 4 block RAMs at any depth up to 256; one data bank
-    # makes the crossbar smaller), one-entry psum, reader and output FIFOs (each reader then
-    # delivers at most one element every other cycle) and no performance counters. The UP5K
-    # has no LUT RAM, so every FIFO entry is flip-flops.
+    # makes the crossbar smaller), one-entry psum, reader and output FIFOs (a reader then
+    # delivers one element every third cycle) and no performance counters. The UP5K has no
+    # LUT RAM, so every FIFO entry is flip-flops.
     "icebreaker": AccelConfig(rows=1, cols=1, data_width=8, acc_width=24, filter_spad_depth=32,
                               ifmap_spad_depth=6, psum_spad_depth=4, glb_banks=1,
                               glb_bank_depth=128, glb_filter_banks=1, rlc_codec=False,

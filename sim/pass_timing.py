@@ -34,7 +34,9 @@ __all__ = ["run_pass_cycles"]
 
 # Facts of the RTL the model relies on (checked against the RTL by the tests that compare
 # this model's cycles with the simulated core's):
-# a reader requests only while its FIFO (reader_fifo_depth entries) has room for the data
+# A reader requests only while its FIFO (reader_fifo_depth entries) has room for the data.
+# The global buffer holds back a read of the word a write is granted in the same cycle; the
+# model does not: the compiler's RUN passes never read a word in the cycle it is written.
 # During a RUN pass only the ifmap reader (global-buffer read client 1) and the psum reader
 # (client 2) read, and only the output writer writes, so the ifmap reader wins a bank both
 # ask for and the writer never waits (hw/core.py, hw/glb.py).

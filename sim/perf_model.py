@@ -487,8 +487,8 @@ def model_layer(config, layer, mapping, *, ifmap=None, zero_fraction=0.0, costs=
     buffer-reader or output FIFOs shallower than :data:`EXACT_MIN_FIFO_DEPTH` entries
     (``reader_fifo_depth``, ``output_fifo_depth``) the RUN passes still follow the readers'
     depth, but the LOAD passes and READs are costed at the full rate of deeper FIFOs, so the
-    cycles are too low (the tests check they never exceed the RTL's); the result's
-    ``cycle_model`` then says ``"estimate"``.
+    cycles come out low (in the tests, below the RTL's); the result's ``cycle_model`` then says
+    ``"estimate"``. The mapper's estimate (:func:`pass_cycles`) assumes full-rate readers too.
 
     ``overlap`` models the stream :func:`~rsaccel.gen.compiler.compile_layer` emits with the
     same argument: detached passes, so the ifmap WRITE (or WRITE_RLC) of a chunk runs beside

@@ -150,3 +150,44 @@ def test_run_errors(tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.xdist_group("hdl-accelerator-icebreaker")
+def test_run_layer_without_perf_counters(tmp_path, hdl_build_root, capsys, monkeypatch):
+    # the iCEBreaker preset (one PE, one-entry FIFOs, no counters) under Verilator with stalls:
+    # bit-exact, no counters reported (the registers read 0), the model's cycles labelled an
+    # estimate (its FIFOs are shallower than the model costs exactly)
+    import os
+    import numpy as np
+    from rsaccel import preset
+    from rsaccel.gen.compiler import Layer
+    from rsaccel.sim.golden import conv2d
+    from rsaccel.sim.runtime import run_layer
+    spec = dict(N=1, C=2, M=4, H=6, W=6, R=1, S=3, stride=1, pad=1, relu=True, out_shift=8)
+    (tmp_path / "layer.json").write_text(json.dumps(spec))
+    rng = np.random.default_rng(11)
+    x = rng.integers(-128, 128, size=(1, 2, 6, 6))
+    w = rng.integers(-128, 128, size=(4, 2, 1, 3))
+    b = rng.integers(-2000, 2000, size=4)
+    np.savez(tmp_path / "in.npz", ifmap=x, weights=w, bias=b)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--preset", "icebreaker", "--layer", "layer.json", "--inputs", "in.npz",
+            "--out", "out.npz", "--build-dir", os.path.relpath(hdl_build_root, tmp_path),
+            "--sim", "verilator-cpp", "--seed", "4", "--stall", "0.3"]
+    assert main(argv) == 0
+    config = preset("icebreaker")
+    ref = conv2d(x, w, b, pad=1, relu=True, out_shift=8, data_width=config.data_width,
+                 acc_width=config.acc_width)
+    assert ((ref > 0) & (ref < 127)).sum() > ref.size // 4    # mostly neither clipped nor cut
+    with np.load(tmp_path / "out.npz") as f:
+        assert np.array_equal(f["ofmap"], ref)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["counters"] == {} and report["model"]["cycle_model"] == "estimate"
+    assert "no performance counters" in capsys.readouterr().out
+    # the same build through the runtime: the parameter register says so, the counters read 0
+    result = run_layer(config, Layer(**spec), x, w, b, simulator="verilator-cpp",
+                       build_root=hdl_build_root, seed=5, stall=0.3)
+    assert np.array_equal(result.ofmap, ref)
+    assert result.registers["param_perf_counters"] == 0
+    assert result.registers["param_glb_banks"] == 1
+    assert result.registers["macs"] == result.registers["cycles"] == 0

@@ -55,6 +55,11 @@ def test_replace_revalidates():
      r"'psum_fifo_depth' must be an integer in \[0, 256\], not -1"),
     ("psum_fifo_depth", 257, ValueError,
      r"'psum_fifo_depth' must be an integer in \[0, 256\], not 257"),
+    ("reader_fifo_depth", 0, ValueError,
+     r"'reader_fifo_depth' must be an integer in \[1, 16\], not 0"),
+    ("output_fifo_depth", 17, ValueError,
+     r"'output_fifo_depth' must be an integer in \[1, 16\], not 17"),
+    ("perf_counters", 1, TypeError, r"'perf_counters' must be a bool, not 1"),
 ])
 def test_wrong_values(field, value, exc, message):
     with pytest.raises(exc, match=message):

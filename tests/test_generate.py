@@ -109,6 +109,10 @@ def test_report(tmp_path):
     assert "64 x 16 b = 128 B" in text          # filter spad per PE
     assert "8 KiB + 2 KiB = 10 KiB" in text     # global buffer
     assert "AXI4-Lite" in text
+    assert "32-bit performance counters" in text
+    _generate(tmp_path / "no_counters", "--set", "perf_counters=false")
+    text = (tmp_path / "no_counters" / "report.txt").read_text()
+    assert "no performance counters" in text and "performance counters;" not in text
 
 
 @pytest.mark.skipif(CC is None, reason="no C compiler")
