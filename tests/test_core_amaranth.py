@@ -32,10 +32,18 @@ def mapping_for(rule, layer, x, config=TINY):
     return choose_mapping(config, layer, objective=rule, ifmap=x)[0]
 
 
+#: The test layers, and the multipass layer at batch 1 (half the simulated cycles) for the tests
+#: that run it on many hardware variants.
+CORE_LAYERS = {**TEST_LAYERS,
+               "multipass_n1": (replace(TEST_LAYERS["relu_shift_pad_multipass"][0], N=1),
+                                TEST_LAYERS["relu_shift_pad_multipass"][1])}
+
+
 def run_test_layer(name, rule, config=TINY, **run):
-    """Compile test layer ``name`` for ``config`` under mapping ``rule`` (skipping a mapper
-    rule that picks the simple one) and run it through the core; returns what the checks need."""
-    layer, zeros = TEST_LAYERS[name]
+    """Compile test layer ``name`` (of :data:`CORE_LAYERS`) for ``config`` under mapping ``rule``
+    (skipping a mapper rule that picks the simple one) and run it through the core; returns
+    what the checks need."""
+    layer, zeros = CORE_LAYERS[name]
     x, w, b = layer_tensors(config, layer, seed=len(name), zeros=zeros)
     mapping = mapping_for(rule, layer, x, config)
     if rule != "simple" and mapping == plan_mapping(config, layer):
@@ -314,6 +322,17 @@ def test_fused_loads_bit_exact_and_modelled(config):
 TIGHT = TINY.replace(glb_banks=4, glb_bank_depth=64)
 
 
+def _second_region_case():
+    """A layer and mapping whose middle chunk's rows go to the second ifmap region."""
+    layer = Layer(N=1, C=3, M=4, H=6, W=30, R=3, S=3, stride=1, pad=1, groups=1, relu=True,
+                  out_shift=4)
+    tensors = layer_tensors(TIGHT, layer, seed=11, zeros=0.3)
+    mapping = Mapping(e=3, t=1, p=2, q=1, n=1, active_pes=9, r=1)
+    check_mapping(TIGHT, layer, mapping)
+    assert len(list(iter_chunks(layer, mapping))) == 3
+    return layer, tensors, mapping
+
+
 def test_second_ifmap_region_over_the_outputs_and_reused_rows():
     # the middle chunk's rows go where the last chunk's RUN pass writes the outputs (a bank
     # above the psums); the first and last chunks use the first region. Bit-exact (with
@@ -321,12 +340,7 @@ def test_second_ifmap_region_over_the_outputs_and_reused_rows():
     # shared by the stream's writes and the output writer's), and faster than with one
     # region: the ifmap WRITE is longer than the LOAD it ran beside. With and without the
     # reuse of the rows a block leaves in the buffer for the next
-    layer = Layer(N=1, C=3, M=4, H=6, W=30, R=3, S=3, stride=1, pad=1, groups=1, relu=True,
-                  out_shift=4)
-    x, w, b = layer_tensors(TIGHT, layer, seed=11, zeros=0.3)
-    mapping = Mapping(e=3, t=1, p=2, q=1, n=1, active_pes=9, r=1)
-    check_mapping(TIGHT, layer, mapping)
-    assert len(list(iter_chunks(layer, mapping))) == 3
+    layer, (x, w, b), mapping = _second_region_case()
     ppw = TIGHT.lanes // TIGHT.psum_lanes
     for blk in iter_blocks(layer, mapping):
         regions = ifmap_regions(TIGHT, layer, blk)
@@ -363,7 +377,14 @@ def test_second_ifmap_region_over_the_outputs_and_reused_rows():
     for double in (False, True):
         assert words_in[double, False] - words_in[double, True] == strips * chunk_words
         assert cycles[double, True] < cycles[double, False], cycles
-    # the same with the rows run-length coded: one WRITE_RLC fewer a strip, words as modelled
+
+
+@pytest.mark.slow
+def test_second_ifmap_region_reused_rows_rlc():
+    # the case above with the rows run-length coded: one WRITE_RLC fewer a strip, words as
+    # modelled
+    layer, (x, w, b), mapping = _second_region_case()
+    words_in = {}
     for reuse in (False, True):
         compiled = compile_layer(TIGHT, layer, x, w, b, mapping, rlc_in=True, reuse_rows=reuse)
         words, state = run_core(TIGHT, compiled.words, sum(r["words"] for r in compiled.reads) + 1,
@@ -639,7 +660,7 @@ def _bit_exact_and_modelled(config, name, seed):
 
 
 @pytest.mark.parametrize("group", sorted(PSUM_GROUPS))
-@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
+@pytest.mark.parametrize("name", ["multipass_n1", "stride2_groups", "fc"])
 def test_psum_groups_bit_exact_and_modelled(name, group):
     # bit-exact under stalls, every counter as modelled; without stalls the cycles too, and the
     # RTL's own counters show ceil(p/g) transfers per output on both psum networks and the reads
@@ -647,7 +668,7 @@ def test_psum_groups_bit_exact_and_modelled(name, group):
     g = config.psum_group
     layer, mapping, c = _bit_exact_and_modelled(config, name, seed=3)
     blocks = list(iter_blocks(layer, mapping))
-    if name == "relu_shift_pad_multipass":
+    if name == "multipass_n1":
         # the case that shows grouping: blocks of several filters, some not a multiple of g
         assert any(blk.p > 1 for blk in blocks)
         assert g == 1 or any(blk.p % g for blk in blocks)
@@ -664,7 +685,7 @@ FILTER_GROUPS = {"filter1": TINY.replace(filter_group=1),
 
 
 @pytest.mark.parametrize("group", sorted(FILTER_GROUPS))
-@pytest.mark.parametrize("name", ["relu_shift_pad_multipass", "stride2_groups", "fc"])
+@pytest.mark.parametrize("name", ["multipass_n1", "stride2_groups", "fc"])
 def test_filter_groups_bit_exact_and_modelled(name, group):
     # bit-exact under stalls with every counter as modelled; without stalls the cycles too
     # (the LOAD passes' among them: with 3 rows, g = 4 waits for the PEs and g = 1 does not),
@@ -710,7 +731,7 @@ def test_fifo_depths_bit_exact_and_modelled(variant):
     # estimate that is labelled so and below the RTL's (shallow FIFOs only cost cycles)
     from rsaccel.sim.perf_model import EXACT_MIN_FIFO_DEPTH
     config = FIFO_DEPTHS[variant]
-    name = "relu_shift_pad_multipass"
+    name = "multipass_n1"
     for stall in (0.3, 0.0):
         layer, (x, w, b), mapping, compiled, _, words, state = run_test_layer(
             name, "simple", config, stall=stall, seed=7, max_cycles=400000)

@@ -63,9 +63,14 @@ def _run(root, simulator, variant, expect, config_name="tiny"):
     return _RESULTS[key]
 
 
+#: (simulator, configuration) pairs: Icarus runs both; Verilator, whose build of the whole
+#: self-test takes about a minute, the iCEBreaker's (the accelerator on ``tiny`` is built for
+#: Verilator by tests/test_accelerator_cocotb.py)
+SIMULATED = [("icarus", "tiny"), ("icarus", "icebreaker"), ("verilator", "icebreaker")]
+
+
 @GROUP
-@pytest.mark.parametrize("config_name", sorted(CONFIGS))
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator, config_name", SIMULATED)
 def test_selftest_passes(hdl_build_root, simulator, config_name):
     result = _run(hdl_build_root, simulator, "golden", "pass", config_name)
     assert result["passed"] == 1 and result["mismatches"] == 0
@@ -80,14 +85,14 @@ def test_selftest_fails_on_wrong_expectation(hdl_build_root):
 @GROUP
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
 def test_simulators_agree(hdl_build_root, config_name):
-    """Icarus, Verilator and Amaranth's simulator see the same cycle count and register
-    read-back signature."""
+    """Icarus, Verilator (where it runs) and Amaranth's simulator see the same cycle count and
+    register read-back signature."""
     results = {sim: _run(hdl_build_root, sim, "golden", "pass", config_name)
-               for sim in ("icarus", "verilator")}
+               for sim, name in SIMULATED if name == config_name}
     config = CONFIGS[config_name]
     results["amaranth"] = run_selftest(config, _program("golden", config), watchdog=4096)
     assert results["amaranth"]["passed"] == 1
-    assert results["amaranth"]["cycles"] == results["icarus"]["cycles"]
-    assert results["amaranth"]["readback"] == results["icarus"]["readback"]
-    assert results["icarus"]["cycles"] == results["verilator"]["cycles"]
-    assert results["icarus"]["readback"] == results["verilator"]["readback"]
+    assert len(results) >= 2
+    for sim, result in results.items():
+        assert result["cycles"] == results["amaranth"]["cycles"], sim
+        assert result["readback"] == results["amaranth"]["readback"], sim
