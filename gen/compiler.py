@@ -22,7 +22,8 @@ import numpy as np
 from ..sim.nest_model import Nest
 
 __all__ = ["Layer", "Mapping", "CompiledLayer", "LayerError", "plan_mapping", "compile_layer",
-           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks", "buffer_split", "ifmap_chunk_words", "channel_set_problem", "batch_rows_problem",
+           "unpack_outputs", "expected_output_words", "Block", "iter_blocks", "iter_chunks",
+           "buffer_split", "ifmap_chunk_words", "channel_set_problem", "batch_rows_problem",
            "BlockLayout", "block_layout", "filter_row_elements", "array_config_writes", "PassProgram",
            "load_pass_program", "run_pass_program", "ifmap_regions",
            "chunk_ifmap_word", "ChunkPass", "iter_passes", "iter_block_orders", "reused_blocks",

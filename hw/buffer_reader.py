@@ -103,7 +103,7 @@ class BufferReader(wiring.Component):
         pending_row = Signal(cfg.noc_id_width)
         pending_col = Signal(cfg.noc_id_width)
         room = Signal()
-        m.d.comb += room.eq(out_fifo.level + pending < cfg.reader_fifo_depth)
+        m.d.comb += room.eq(out_fifo.level + pending < out_fifo.depth)
         clients = [self.glb, *(self.glb_more if self._words > 1 else [])]
         granted = Signal()
         m.d.comb += granted.eq(Cat(cl.grant for cl in clients).all())

@@ -125,7 +125,8 @@ class AcceleratorCore(wiring.Component):
     counters :
         ``cycles`` counts from the first word accepted to the completion of the following SYNC
         (so a job ending in SYNC is timed exactly); the others count their events. All 0
-        without ``perf_counters``. Out(StructLayout({name: counter_width for name in CORE_COUNTER_NAMES}))
+        without ``perf_counters``.
+        Out(StructLayout({name: counter_width for name in CORE_COUNTER_NAMES}))
     """
 
     def __init__(self, config):
@@ -206,7 +207,8 @@ class AcceleratorCore(wiring.Component):
         error = self.error
 
         # the output stream: a small FIFO fed by READ data or the SYNC marker
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=sw + 1, depth=cfg.output_fifo_depth)
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=sw + 1,
+                                                         depth=cfg.output_fifo_depth)
         m.d.comb += [
             self.o.valid.eq(out_fifo.r_rdy),
             self.o.payload.eq(out_fifo.r_data),
@@ -230,7 +232,7 @@ class AcceleratorCore(wiring.Component):
                 m.d.sync += error.eq(CoreError.BAD_ADDRESS)
             with m.Else():
                 # issue reads while the output FIFO is sure to have room
-                room = out_fifo.level + reads_in_flight < cfg.output_fifo_depth
+                room = out_fifo.level + reads_in_flight < out_fifo.depth
                 m.d.comb += [host_rd.addr.eq(read_addr), host_rd.req.eq((read_count != 0) & room)]
                 with m.If(host_rd.grant):
                     m.d.sync += [read_count.eq(read_count - 1), read_addr.eq(read_addr + 1),

@@ -36,7 +36,7 @@ __all__ = ["run_pass_cycles"]
 # this model's cycles with the simulated core's):
 # A reader requests only while its FIFO (reader_fifo_depth entries) has room for the data.
 # The global buffer holds back a read of the word a write is granted in the same cycle; the
-# model does not: the compiler's RUN passes never read a word in the cycle it is written.
+# model does not: in the tested layers' RUN passes no read meets a write of its word.
 # During a RUN pass only the ifmap reader (global-buffer read client 1) and the psum reader
 # (client 2) read, and only the output writer writes, so the ifmap reader wins a bank both
 # ask for and the writer never waits (hw/core.py, hw/glb.py).

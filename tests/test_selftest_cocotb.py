@@ -45,8 +45,9 @@ def _build(root, simulator, variant, config_name):
                     config)
 
 
-#: (config name, simulator, variant) -> result: each simulation runs once per session (all these tests share
-#: one xdist group, so one worker, and never build the same directory twice at once).
+#: (config name, simulator, variant) -> result: each simulation runs once per session (all
+#: these tests share one xdist group, so one worker, and never build the same directory twice
+#: at once).
 _RESULTS = {}
 GROUP = pytest.mark.xdist_group("hdl-selftest")
 
