@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import Out
 
 from ..config import require_config
@@ -90,7 +90,9 @@ class SelfTest(wiring.Component):
 
     Both streams run with pseudo-random stalls from an LFSR (``stall=True``): idle cycles on
     ``s_axis`` and back-pressure on ``m_axis``, so the board exercises the same flow control as
-    the simulations. A self-test watchdog fails the run if neither stream nor the AXI4-Lite bus
+    the simulations. The input words reach ``s_axis`` through a three-entry
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (registered ready and data), so neither the
+    ROM's read nor the feeder's counters share a path with the core's input handshake. A self-test watchdog fails the run if neither stream nor the AXI4-Lite bus
     moves for ``watchdog`` cycles.
 
     Parameters
@@ -153,16 +155,22 @@ class SelfTest(wiring.Component):
         running = Signal()      # streams enabled (after the watchdog write)
         progress = Signal()     # something moved this cycle
 
-        # Input feeder: rp_in.data holds the word presented on s_axis while s_valid is set.
+        # Input feeder: rp_in.data holds the word offered to the input buffer while s_valid
+        # is set. The buffer (registered ready and output) keeps the ROM's output and the
+        # accelerator's input handshake out of each other's paths.
         rp_in = rom_in.read_port()
+        m.submodules.in_buffer = in_buffer = fifo.SyncFIFOBuffered(width=sw, depth=3)
         feed_addr = Signal(range(n_in + 1))
         s_valid = Signal()
         go_in = lfsr.bits[0] | lfsr.bits[3] if self._stall else C(1)
         m.d.comb += [
             rp_in.addr.eq(Mux(feed_addr < n_in, feed_addr, 0)),
-            rp_in.en.eq(~s_valid | acc.s_axis_tready),
-            acc.s_axis_tdata.eq(rp_in.data),
-            acc.s_axis_tvalid.eq(s_valid),
+            rp_in.en.eq(~s_valid | in_buffer.w_rdy),
+            in_buffer.w_data.eq(rp_in.data),
+            in_buffer.w_en.eq(s_valid),
+            acc.s_axis_tdata.eq(in_buffer.r_data),
+            acc.s_axis_tvalid.eq(in_buffer.r_rdy),
+            in_buffer.r_en.eq(acc.s_axis_tready),
             acc.s_axis_tlast.eq(0),
         ]
         with m.If(rp_in.en):
@@ -170,7 +178,7 @@ class SelfTest(wiring.Component):
             m.d.sync += s_valid.eq(load)
             with m.If(load):
                 m.d.sync += feed_addr.eq(feed_addr + 1)
-        with m.If(s_valid & acc.s_axis_tready):
+        with m.If(s_valid & in_buffer.w_rdy):
             m.d.comb += progress.eq(1)
 
         # Output checker: rp_exp.data holds the expectation of output word ``check_index``.

@@ -198,6 +198,12 @@ class AcceleratorCore(wiring.Component):
         header_op = word[56:64]
         count = Signal(24)
         addr = Signal(24)
+        # registered compares of count and addr (set wherever those are), so a WRITE's word
+        # reaches the global buffer's arbiter without a 24-bit compare in front of it
+        count_zero = Signal()       # count == 0
+        addr_bad = Signal()         # addr >= glb_words
+        addr_filter = Signal()      # addr is in the filter banks
+        filter_base = cfg.glb_banks * cfg.glb_bank_depth
         todo = Signal(5)
         detach = Signal()           # the PASS being decoded has PassFlag.DETACH
         gather = Signal(NEST_WORDS * sw)
@@ -279,10 +285,13 @@ class AcceleratorCore(wiring.Component):
                     may_start |= header_op == Opcode.WRITE_RLC
                 m.d.comb += self.i.ready.eq(may_start)
                 with m.If(self.i.valid & may_start):
-                    m.d.sync += [count.eq(word[24:48]), addr.eq(word[:24])]
+                    m.d.sync += [count.eq(word[24:48]), addr.eq(word[:24]),
+                                 count_zero.eq(word[24:48] == 0),
+                                 addr_bad.eq(word[:24] >= cfg.glb_words),
+                                 addr_filter.eq(word[:24] >= filter_base)]
                     with m.Switch(header_op):
                         with m.Case(Opcode.CONFIG):
-                            m.d.sync += count.eq(word[:32])
+                            m.d.sync += [count.eq(word[:32]), count_zero.eq(word[:24] == 0)]
                             m.next = "CONFIG"
                         with m.Case(Opcode.WRITE):
                             m.next = "WRITE"
@@ -305,7 +314,7 @@ class AcceleratorCore(wiring.Component):
                             m.next = "ERROR"
                 leave_on_error()
             with m.State("CONFIG"):
-                with m.If(count == 0):
+                with m.If(count_zero):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += [
@@ -315,19 +324,18 @@ class AcceleratorCore(wiring.Component):
                         self.i.ready.eq(array.cfg.ready),
                     ]
                     with m.If(self.i.valid & array.cfg.ready):
-                        m.d.sync += count.eq(count - 1)
+                        m.d.sync += [count.eq(count - 1), count_zero.eq(count == 1)]
                 leave_on_error()
             with m.State("WRITE"):
-                with m.If(count == 0):
+                with m.If(count_zero):
                     m.next = "IDLE"
-                with m.Elif(addr >= cfg.glb_words):
+                with m.Elif(addr_bad):
                     m.d.sync += error.eq(CoreError.BAD_ADDRESS)
                     m.next = "ERROR"
                 with m.Else():
                     # a word for the filter banks waits while the filter reader still reads
                     # them (a RUN pass that loads its filters too may be running beside)
-                    filter_hold = ((addr >= cfg.glb_banks * cfg.glb_bank_depth)
-                                   & readers["filt"].busy)
+                    filter_hold = addr_filter & readers["filt"].busy
                     m.d.comb += [
                         needs_input.eq(1),
                         host_wr.addr.eq(addr),
@@ -337,7 +345,10 @@ class AcceleratorCore(wiring.Component):
                         self.i.ready.eq(host_wr.grant),
                     ]
                     with m.If(host_wr.grant):
-                        m.d.sync += [count.eq(count - 1), addr.eq(addr + 1)]
+                        m.d.sync += [count.eq(count - 1), addr.eq(addr + 1),
+                                     count_zero.eq(count == 1),
+                                     addr_bad.eq(addr >= cfg.glb_words - 1),
+                                     addr_filter.eq(addr >= filter_base - 1)]
                 leave_on_error()
             with m.State("READ"):
                 # a READ without DETACH: wait for the read engine (below)

@@ -65,8 +65,9 @@ class GlobalBuffer(wiring.Component):
     Latency and back-pressure
     -------------------------
     Read data arrives one cycle after the grant. A write is performed in its grant cycle. A read
-    of the word a write is granted in the same cycle is not granted (it retries and returns the
-    new data), so no bank ever sees a read and a write of one word in one cycle: what a RAM
+    of the word a write requests in the same cycle is not granted (it retries, and returns the
+    new data once the write is done), so no bank ever sees a read and a write of one word in
+    one cycle: what a RAM
     returns then need not be modelled, and the board builds tell Yosys so (which saves each
     bank's read-during-write bypass: about 150 flip-flops and a word-wide multiplexer).
 
@@ -113,11 +114,12 @@ class GlobalBuffer(wiring.Component):
                            for other in self.wr[:i])
             m.d.comb += client.grant.eq(client.req & ~conflict.any() if i else client.req)
 
-        # reads: fixed priority per bank; a read of the word being written waits a cycle
+        # reads: fixed priority per bank; a read of a word a write asks for waits a cycle
+        # (whether that write is granted or not: the write arbitration stays off the path)
         for i, client in enumerate(self.rd):
             conflict = Cat([other.req & (bank_of(other.addr) == bank_of(client.addr))
                             for other in self.rd[:i]]
-                           + [writer.grant & (writer.addr == client.addr) for writer in self.wr])
+                           + [writer.req & (writer.addr == client.addr) for writer in self.wr])
             grant = client.req & ~conflict.any()
             m.d.comb += client.grant.eq(grant)
             granted_bank = Signal(range(max(nbanks, 2)), name=f"rd{i}_bank")

@@ -85,9 +85,10 @@ class PEArray(wiring.Component):
         Groups of ``psum_group`` psums (:func:`~rsaccel.hw.pe.PsumGroup`).
     out : Out(stream.Signature(SourcedLayout(rows, cols, PsumGroup(config))))
     busy : Out(1)
-        Some PE is busy or a value is in the output register.
+        Some PE is busy, a value is in the output register or a command is in the command
+        register. Registered: it falls one cycle after the last of these ends.
     error : Out(PEError)
-        Error code of the first PE (row-major) reporting one.
+        Error code of the first PE (row-major) reporting one, one cycle after that PE's.
     dropped : Out(1)
         Sticky: an input-network value matched no PE (a mapping error). Cleared by a write to
         ``PE_MODE`` of PE (0, 0).
@@ -264,10 +265,17 @@ class PEArray(wiring.Component):
 
         # status
         flat = [pes[r][c] for r in range(rows) for c in range(cols)]
-        m.d.comb += self.busy.eq(Cat(pe.busy for pe in flat).any() | self.out.valid
+        # ``busy`` is registered: the OR over every PE would otherwise run across the array
+        # into the core's decoder in one cycle. It falls a cycle after the array went idle,
+        # and never early: the array becomes busy only by taking a command into the command
+        # register, which is part of ``busy`` directly
+        busy_seen = Signal()
+        m.d.sync += busy_seen.eq(Cat(pe.busy for pe in flat).any() | self.out.valid
                                  | held_valid)
-        # the lowest-indexed PE's error, chosen by a balanced tree of pairwise choices
-        m.d.comb += self.error.eq(balanced([pe.error for pe in flat],
+        m.d.comb += self.busy.eq(busy_seen | held_valid)
+        # the lowest-indexed PE's error, chosen by a balanced tree of pairwise choices, in a
+        # register (errors reach the core a cycle after the PE flags them)
+        m.d.sync += self.error.eq(balanced([pe.error for pe in flat],
                                            lambda a, b: Mux(a != PEError.NONE, a, b)))
         for idx, pe in enumerate(flat):
             m.d.comb += self.pe_counters[idx].eq(pe.counters)

@@ -215,6 +215,7 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
 
     cycle = 0
     filt_idle = None
+    array_seen = False
     limit = 50 * (len(readers["ifmap"].tags) + len(readers["psum"].tags) * (S * Q * g + 4)
                   + count + len(readers["filt"].tags) * fg) + 1000
     while True:
@@ -307,9 +308,11 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
         p_grant = pb is not None and not (i_grant and ib == pb)
         f_grant = fr.request() is not None    # the filter banks: no other reader
         # --- busy, as the core sees it this cycle (before the updates) -----------------------
-        pe_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
-        sub_busy = (ir.busy() or pr.busy() or fr.busy() or w_active or pe_busy
-                    or gather_valid)
+        # (the array's busy is registered: the core sees last cycle's)
+        array_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
+        array_busy |= gather_valid
+        sub_busy = ir.busy() or pr.busy() or fr.busy() or w_active or array_seen
+        array_seen = array_busy
         if fused and filt_idle is None and cycle > push_filt and not fr.busy():
             filt_idle = cycle
         if cycle >= wait_from and not sub_busy:

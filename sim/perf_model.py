@@ -272,7 +272,8 @@ def pass_cycles(config, layer, shape, issue_fraction=1.0):
     """
     R, S, U, F = layer.R, layer.S, layer.stride, layer.F
     nn, ee, t, p, q, r = shape.nn, shape.ee, shape.t, shape.p, shape.q, shape.r
-    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + load_transfer_cycles(config, t * r * R, p * q * S) + 2
+    # (+ 3: the last value's write, the array's registered busy, leaving PASS_WAIT)
+    load = _LOAD_PASS_WORDS + 2 * 2 + 1 + load_transfer_cycles(config, t * r * R, p * q * S) + 3
     row_len = (F - 1) * U + S
     slots = p * q * S
     ifmap = nn * r * q * row_len * (shape.rows_in if U < R else R * ee)
