@@ -231,18 +231,24 @@ class AcceleratorCore(wiring.Component):
         # its own so that a READ with READ_DETACH_BIT lets the decoder go on
         read_addr = Signal(24)
         read_count = Signal(24)
+        # registered compares, set wherever read_count and read_addr are, so that no 24-bit
+        # compare sits in front of the buffer's arbiter
+        read_nonzero = Signal()     # read_count != 0
+        read_addr_bad = Signal()    # read_addr >= glb_words
         read_busy = Signal()
-        m.d.comb += read_busy.eq((read_count != 0) | read_pending)
+        m.d.comb += read_busy.eq(read_nonzero | read_pending)
         with m.If(error == CoreError.NONE):
-            with m.If((read_count != 0) & (read_addr >= cfg.glb_words)):
+            with m.If(read_nonzero & read_addr_bad):
                 m.d.sync += error.eq(CoreError.BAD_ADDRESS)
             with m.Else():
                 # issue reads while the output FIFO is sure to have room
                 room = out_fifo.level + reads_in_flight < out_fifo.depth
-                m.d.comb += [host_rd.addr.eq(read_addr), host_rd.req.eq((read_count != 0) & room)]
+                m.d.comb += [host_rd.addr.eq(read_addr), host_rd.req.eq(read_nonzero & room)]
                 with m.If(host_rd.grant):
                     m.d.sync += [read_count.eq(read_count - 1), read_addr.eq(read_addr + 1),
-                                 read_last_pending.eq(read_count == 1)]
+                                 read_last_pending.eq(read_count == 1),
+                                 read_nonzero.eq(read_count != 1),
+                                 read_addr_bad.eq(read_addr >= cfg.glb_words - 1)]
 
         pass_busy = Signal()
         m.d.comb += pass_busy.eq(Cat(r.busy for r in readers.values()).any() | writer.busy
@@ -296,7 +302,9 @@ class AcceleratorCore(wiring.Component):
                         with m.Case(Opcode.WRITE):
                             m.next = "WRITE"
                         with m.Case(Opcode.READ):
-                            m.d.sync += [read_count.eq(word[24:48]), read_addr.eq(word[:24])]
+                            m.d.sync += [read_count.eq(word[24:48]), read_addr.eq(word[:24]),
+                                         read_nonzero.eq(word[24:48] != 0),
+                                         read_addr_bad.eq(word[:24] >= cfg.glb_words)]
                             with m.If(~word[READ_DETACH_BIT]):
                                 m.next = "READ"
                         with m.Case(Opcode.PASS):

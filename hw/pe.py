@@ -220,9 +220,10 @@ class ProcessingElement(wiring.Component):
     input (last slot of an output) is in the input FIFO and the pipeline is not stalled, so a
     window
     costs ``p*q*S`` cycles and refilling the window overlaps with computation. The datapath has
-    three stages (spad read, multiply, accumulate): a ``psum_out`` transfer appears in the
-    output FIFO three cycles after the last slot of its last filter issues (the group's other
-    sums wait in a register). ``psum_out`` back-pressure stalls the
+    four stages (filter spad read, operand registers, multiply, accumulate; the operand stage
+    keeps the filter spad's block RAM output and the multiplier in separate cycles): a
+    ``psum_out`` transfer appears in the output FIFO four cycles after the last slot of its
+    last filter issues (the group's other sums wait in a register). ``psum_out`` back-pressure stalls the
     whole pipeline once the output FIFO (:meth:`psum_fifo_depth` transfers) is full; nothing is lost on any stall. Every
     input stream may stall at any time. Ready signals never depend combinationally on
     ``psum_out.ready``; ``psum_in.ready`` depends on registers only. A ``psum_in`` transfer
@@ -460,7 +461,7 @@ class ProcessingElement(wiring.Component):
         slot_ready = Signal()          # the ifmap operand(s) the next slot needs are present
         stall = Signal()
         last_row_done = Signal()       # the final slot of the command's last row issues
-        pipeline_busy = Signal()       # MACs in stages A or B
+        pipeline_busy = Signal()       # MACs in stages A, M or B
         keep_until = Signal(pos_w + 1)  # ifmap positions below this may enter (see below)
         keep_step = Signal(bits_for(cfg.max_stride))
 
@@ -797,6 +798,24 @@ class ProcessingElement(wiring.Component):
             ]
         with m.If(issue & need_psum):
             m.d.sync += psum_hold.eq(in_group)
+        # stage M: the operands in registers (the filter spad's read data, from a block RAM's
+        # slow output, does not go straight into the multiplier)
+        m_valid = Signal()
+        m_ifmap = Signal(signed(dw))
+        m_filt = Signal(signed(dw))
+        m_gated = Signal()
+        m_first = Signal()
+        m_last = Signal()
+        m_k = Signal.like(cur_k)
+        m_psum = Signal(signed(aw))
+        m_push = Signal()
+        with m.If(~stall):
+            m.d.sync += [
+                m_valid.eq(a_valid), m_gated.eq(a_gated), m_first.eq(a_first),
+                m_last.eq(a_last), m_k.eq(a_k), m_psum.eq(a_psum), m_push.eq(a_push),
+            ]
+            with m.If(a_valid & ~a_gated):
+                m.d.sync += [m_ifmap.eq(a_ifmap), m_filt.eq(filt_rd.data)]
         # stage B: multiply
         b_valid = Signal()
         b_prod = Signal(signed(2 * dw))
@@ -808,11 +827,11 @@ class ProcessingElement(wiring.Component):
         b_push = Signal()
         with m.If(~stall):
             m.d.sync += [
-                b_valid.eq(a_valid), b_gated.eq(a_gated), b_first.eq(a_first),
-                b_last.eq(a_last), b_k.eq(a_k), b_psum.eq(a_psum), b_push.eq(a_push),
+                b_valid.eq(m_valid), b_gated.eq(m_gated), b_first.eq(m_first),
+                b_last.eq(m_last), b_k.eq(m_k), b_psum.eq(m_psum), b_push.eq(m_push),
             ]
-            with m.If(a_valid & ~a_gated):
-                m.d.sync += b_prod.eq(a_ifmap * filt_rd.data)
+            with m.If(m_valid & ~m_gated):
+                m.d.sync += b_prod.eq(m_ifmap * m_filt)
         # stage C: accumulate into the psum spad or emit (the last slot adds psum_in, which
         # is zero unless it was taken)
         base = Signal(signed(aw))
@@ -848,12 +867,12 @@ class ProcessingElement(wiring.Component):
                 incr["psum_spad_writes"].eq(~b_last & (~b_gated | b_first)),
             ]
 
-        m.d.comb += pipeline_busy.eq(a_valid | b_valid)
+        m.d.comb += pipeline_busy.eq(a_valid | m_valid | b_valid)
         m.d.comb += [
             self.psum_out.valid.eq(out_fifo.r_rdy),
             self.psum_out.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.psum_out.ready),
-            self.busy.eq(~self.cmd.ready | a_valid | b_valid | out_fifo.r_rdy),
+            self.busy.eq(~self.cmd.ready | a_valid | m_valid | b_valid | out_fifo.r_rdy),
         ]
         return m
 

@@ -5,7 +5,7 @@ RTL and nothing else: the core's PASS decoding (header, descriptor gathering and
 ifmap and psum buffer readers (loop nest, global-buffer bank arbitration, 4-entry FIFO), the
 multicast networks (a value waits until every destination took it), each PE's ifmap ring
 acceptance rule, its ``psum_in`` FIFO (filled ahead, emptied by the last slots of a window,
-one transfer of ``psum_group`` psums per group of filters), MAC issue order and 3-stage
+one transfer of ``psum_group`` psums per group of filters), MAC issue order and 4-stage
 pipeline with its output FIFO (pushed once per group), the
 vertical psum links, the round-robin output network with its register stage, and the output
 writer. Values are not computed (timing does not depend on them without zero skipping).
@@ -185,6 +185,9 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
     a_valid = [False] * npe
     a_last = [False] * npe
     a_k = [0] * npe
+    m_valid = [False] * npe    # the operand-register stage
+    m_last = [False] * npe
+    m_k = [0] * npe
     b_valid = [False] * npe
     b_last = [False] * npe
     b_k = [0] * npe
@@ -309,7 +312,8 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
         f_grant = fr.request() is not None    # the filter banks: no other reader
         # --- busy, as the core sees it this cycle (before the updates) -----------------------
         # (the array's busy is registered: the core sees last cycle's)
-        array_busy = any(running[i] or a_valid[i] or b_valid[i] or level[i] for i in pes)
+        array_busy = any(running[i] or a_valid[i] or m_valid[i] or b_valid[i] or level[i]
+                         for i in pes)
         array_busy |= gather_valid
         sub_busy = ir.busy() or pr.busy() or fr.busy() or w_active or array_seen
         array_seen = array_busy
@@ -394,12 +398,13 @@ def run_pass_cycles(config, layer, program, t, ee, gather_last=0, r=1, h=1, even
                 in_level[i] -= 1
         # PE pipelines and issue sequencing
         for i in pes:
-            if not running[i] and not (a_valid[i] or b_valid[i]):
+            if not running[i] and not (a_valid[i] or m_valid[i] or b_valid[i]):
                 continue
             if i not in stalled:
                 if b_valid[i] and b_last[i] and (b_k[i] % g == g - 1 or b_k[i] == P - 1):
                     level[i] += 1
-                b_valid[i], b_last[i], b_k[i] = a_valid[i], a_last[i], a_k[i]
+                b_valid[i], b_last[i], b_k[i] = m_valid[i], m_last[i], m_k[i]
+                m_valid[i], m_last[i], m_k[i] = a_valid[i], a_last[i], a_k[i]
                 iss = issue.get(i, False)
                 a_valid[i] = iss
                 a_k[i] = cur_k[i]
